@@ -1,0 +1,67 @@
+//! The CRD YAML checked in under `crds/yaml/` must be what the Rust types generate.
+
+use std::path::Path;
+
+#[test]
+fn checked_in_crds_match_the_rust_types() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("yaml");
+    let files = tributary_crds::crd_files();
+    assert_eq!(files.len(), 5, "five kinds");
+    let mut stale = Vec::new();
+    for (file, generated) in &files {
+        let checked_in = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        if &checked_in != generated {
+            stale.push(file.as_str());
+        }
+    }
+    let extra: Vec<String> = std::fs::read_dir(&dir)
+        .expect("crds/yaml exists")
+        .map(|e| {
+            e.expect("readable entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| !files.iter().any(|(f, _)| f == name))
+        .collect();
+    assert!(
+        stale.is_empty() && extra.is_empty(),
+        "crds/yaml is out of date (stale: {stale:?}, unexpected: {extra:?}); \
+         regenerate it with `cargo run -p tributary -- crds --dir crds/yaml`"
+    );
+}
+
+#[test]
+fn every_crd_has_short_name_status_and_printer_columns() {
+    let short: Vec<String> = tributary_crds::crds()
+        .iter()
+        .flat_map(|crd| crd.spec.names.short_names.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(short, ["kc", "tt", "ks", "sk", "bj"]);
+    for crd in tributary_crds::crds() {
+        let version = &crd.spec.versions[0];
+        assert_eq!(crd.spec.group, tributary_crds::GROUP);
+        assert_eq!(version.name, "v1alpha1");
+        assert!(
+            version
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some()
+        );
+        let columns = version
+            .additional_printer_columns
+            .clone()
+            .unwrap_or_default();
+        assert!(
+            columns.iter().any(|c| c.name == "Ready"),
+            "{} has a Ready column",
+            crd.spec.names.kind
+        );
+        assert!(
+            columns.iter().any(|c| c.name == "Age"),
+            "{} has an Age column",
+            crd.spec.names.kind
+        );
+    }
+}

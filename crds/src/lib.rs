@@ -1,6 +1,10 @@
 //! The Tributary custom resources (`tributary.dev/v1alpha1`): their Rust types, from which the
 //! CRD YAML is generated, and their validation.
 
+// Several `printcolumn(type_ = "date", ...)` arguments in one `#[kube]` attribute look alike to
+// this lint, though each belongs to its own column.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod batch_job;
 pub mod common;
 pub mod kafka_cluster;

@@ -236,11 +236,11 @@ fn default_memory_budget() -> i64 {
 pub struct SinkPartitioning {
     /// Path template. `{time:FORMAT}` is the record's time formatted with strftime-style
     /// `FORMAT` (e.g. `dt={time:%Y-%m-%d}/hr={time:%H}`), `{field:NAME}` a record field's value,
-    /// `{source}` the topic or stream and `{partition}` the partition or shard. Empty (default):
+    /// `{source}` the topic or stream and `{partition}` the partition or shard. Absent (default):
     /// objects directly under the prefix.
-    #[serde(default)]
-    #[schemars(length(max = 512))]
-    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub path: Option<String>,
     /// The record field whose value is the record's time for `{time:...}`. Absent: the time
     /// the record arrived in Kafka or Kinesis.
     #[serde(default, skip_serializing_if = "Option::is_none")]

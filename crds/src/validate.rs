@@ -111,15 +111,15 @@ fn check_schema(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Fiel
         }
         return;
     }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-        if !allowed.contains(value) {
-            let list: Vec<String> = allowed.iter().map(shown).collect();
-            fail(format!(
-                "must be one of {} (got {})",
-                list.join(", "),
-                shown(value)
-            ));
-        }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        let list: Vec<String> = allowed.iter().map(shown).collect();
+        fail(format!(
+            "must be one of {} (got {})",
+            list.join(", "),
+            shown(value)
+        ));
     }
     let number = |key: &str| schema.get(key).and_then(Value::as_f64);
     let count = |key: &str| schema.get(key).and_then(Value::as_u64);
@@ -146,32 +146,32 @@ fn check_schema(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Fiel
     match value {
         Value::Number(n) => {
             let x = n.as_f64().unwrap_or_default();
-            if let Some(min) = number("minimum") {
-                if x < min {
-                    fail(format!("must be at least {min} (got {n})"));
-                }
+            if let Some(min) = number("minimum")
+                && x < min
+            {
+                fail(format!("must be at least {min} (got {n})"));
             }
-            if let Some(max) = number("maximum") {
-                if x > max {
-                    fail(format!("must be at most {max} (got {n})"));
-                }
+            if let Some(max) = number("maximum")
+                && x > max
+            {
+                fail(format!("must be at most {max} (got {n})"));
             }
         }
         Value::String(s) => {
             let len = s.chars().count() as u64;
-            if let Some(min) = count("minLength") {
-                if len < min {
-                    fail(if min == 1 {
-                        "must not be empty".into()
-                    } else {
-                        format!("must be at least {min} characters long (got {len})")
-                    });
-                }
+            if let Some(min) = count("minLength")
+                && len < min
+            {
+                fail(if min == 1 {
+                    "must not be empty".into()
+                } else {
+                    format!("must be at least {min} characters long (got {len})")
+                });
             }
-            if let Some(max) = count("maxLength") {
-                if len > max {
-                    fail(format!("must be at most {max} characters long (got {len})"));
-                }
+            if let Some(max) = count("maxLength")
+                && len > max
+            {
+                fail(format!("must be at most {max} characters long (got {len})"));
             }
             if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
                 let re =
@@ -183,15 +183,15 @@ fn check_schema(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Fiel
         }
         Value::Array(items) => {
             let len = items.len() as u64;
-            if let Some(min) = count("minItems") {
-                if len < min {
-                    fail(format!("must have at least {min} item(s) (got {len})"));
-                }
+            if let Some(min) = count("minItems")
+                && len < min
+            {
+                fail(format!("must have at least {min} item(s) (got {len})"));
             }
-            if let Some(max) = count("maxItems") {
-                if len > max {
-                    fail(format!("must have at most {max} item(s) (got {len})"));
-                }
+            if let Some(max) = count("maxItems")
+                && len > max
+            {
+                fail(format!("must have at most {max} item(s) (got {len})"));
             }
             if let Some(item_schema) = schema.get("items") {
                 for (i, item) in items.iter().enumerate() {
@@ -210,13 +210,13 @@ fn check_schema(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Fiel
                     }
                 }
             }
-            if let Some(max) = count("maxProperties") {
-                if map.len() as u64 > max {
-                    errors.push(FieldError {
-                        path: path.to_owned(),
-                        message: format!("must have at most {max} entries (got {})", map.len()),
-                    });
-                }
+            if let Some(max) = count("maxProperties")
+                && map.len() as u64 > max
+            {
+                errors.push(FieldError {
+                    path: path.to_owned(),
+                    message: format!("must have at most {max} entries (got {})", map.len()),
+                });
             }
             let properties = schema.get("properties").and_then(Value::as_object);
             let additional = schema.get("additionalProperties").filter(|a| a.is_object());

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# THE test command (named in the README, called by .ci/run): format, lint, generated files,
+# unit tests, then the integration tests against the real local stack, which it starts and stops.
+#
+# Caches live outside the clone, under $TRIBUTARY_CACHE (default ~/.cache/tributary): the cargo
+# target directory and everything scripts/stack.sh installs. TRIBUTARY_KEEP_STACK=1 leaves the
+# stack running afterwards.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export TRIBUTARY_CACHE=${TRIBUTARY_CACHE:-$HOME/.cache/tributary}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$TRIBUTARY_CACHE/target}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+started=$(date +%s)
+step() { printf '\n==> %s (%ss)\n' "$1" "$(($(date +%s) - started))"; }
+
+step "Debian packages for the build"
+scripts/deps.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "shellcheck"
+shellcheck -x scripts/*.sh scripts/stack/*.sh .ci/run
+
+step "clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "generated CRD YAML is in sync with the Rust types"
+cargo run --quiet --locked -p tributary -- crds --dir crds/yaml
+if [ -d .git ] && ! git diff --exit-code --stat -- crds/yaml; then
+  echo "crds/yaml differs from the Rust types: run 'cargo run -p tributary -- crds --dir crds/yaml' and commit" >&2
+  exit 1
+fi
+
+step "unit tests"
+cargo test --workspace --locked --exclude tributary-tests
+
+step "start the local stack"
+if [ "${TRIBUTARY_KEEP_STACK:-0}" != 1 ]; then
+  trap 'scripts/stack.sh down' EXIT
+fi
+scripts/stack.sh up
+eval "$(scripts/stack.sh env)"
+
+step "integration tests against the local stack"
+cargo test --locked -p tributary-tests
+
+step "done"

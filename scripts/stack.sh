@@ -10,7 +10,7 @@
 # TRIBUTARY_CACHE), starts idempotently and is stopped by PID.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=stack/lib.sh
+# shellcheck source=SCRIPTDIR/stack/lib.sh
 . "$here/stack/lib.sh"
 
 ALL_SERVICES=(kube kafka localstack moto)

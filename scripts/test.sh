@@ -14,6 +14,9 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
 started=$(date +%s)
 step() { printf '\n==> %s (%ss)\n' "$1" "$(($(date +%s) - started))"; }
+results=$(mktemp)
+# Run a test command, keeping its "test result:" lines for the summary at the end.
+run_tests() { "$@" 2>&1 | tee -a "$results"; }
 
 step "Debian packages for the build"
 scripts/deps.sh
@@ -35,7 +38,7 @@ if [ -d .git ] && ! git diff --exit-code --stat -- crds/yaml; then
 fi
 
 step "unit tests"
-cargo test --workspace --locked --exclude tributary-tests
+run_tests cargo test --workspace --locked --exclude tributary-tests
 
 step "start the local stack"
 if [ "${TRIBUTARY_KEEP_STACK:-0}" != 1 ]; then
@@ -45,6 +48,9 @@ scripts/stack.sh up
 eval "$(scripts/stack.sh env)"
 
 step "integration tests against the local stack"
-cargo test --locked -p tributary-tests
+run_tests cargo test --locked -p tributary-tests
 
 step "done"
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "%d passed, %d failed\n", p, f }' "$results"
+rm -f "$results"

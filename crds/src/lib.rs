@@ -8,6 +8,7 @@
 pub mod batch_job;
 pub mod common;
 pub mod kafka_cluster;
+pub mod manifest;
 pub mod messages;
 mod schema;
 pub mod sink;
@@ -21,6 +22,7 @@ use kube::CustomResourceExt;
 pub use batch_job::{BatchJob, BatchJobSpec, BatchJobStatus};
 pub use common::{DeletionPolicy, ObjectRef, SecretKeyRef};
 pub use kafka_cluster::{KafkaCluster, KafkaClusterSpec, KafkaClusterStatus};
+pub use manifest::{Manifest, ManifestError};
 pub use sink::{Sink, SinkSpec, SinkStatus};
 pub use stream::{Stream, StreamSpec, StreamStatus};
 pub use topic::{Topic, TopicSpec, TopicStatus};

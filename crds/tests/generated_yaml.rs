@@ -65,3 +65,55 @@ fn every_crd_has_short_name_status_and_printer_columns() {
         );
     }
 }
+
+/// Every field of every spec and status carries a description: the CRD is the user's
+/// documentation (`kubectl explain`).
+#[test]
+fn every_field_is_documented() {
+    fn walk(schema: &serde_json::Value, path: &str, seen: &mut usize, missing: &mut Vec<String>) {
+        if let Some(properties) = schema.get("properties").and_then(|p| p.as_object()) {
+            for (name, property) in properties {
+                *seen += 1;
+                let here = format!("{path}.{name}");
+                let described = property
+                    .get("description")
+                    .and_then(|d| d.as_str())
+                    .is_some_and(|d| !d.is_empty());
+                if !described {
+                    missing.push(here.clone());
+                }
+                walk(property, &here, seen, missing);
+            }
+        }
+        for key in ["items", "additionalProperties"] {
+            if let Some(inner) = schema.get(key).filter(|s| s.is_object()) {
+                walk(inner, &format!("{path}[]"), seen, missing);
+            }
+        }
+    }
+    let (mut seen, mut missing) = (0, Vec::new());
+    for crd in tributary_crds::crds() {
+        let schema = crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .expect("schema");
+        let schema = serde_json::to_value(schema).expect("serializes");
+        for part in ["spec", "status"] {
+            walk(
+                &schema["properties"][part],
+                &format!("{}.{part}", crd.spec.names.kind),
+                &mut seen,
+                &mut missing,
+            );
+        }
+    }
+    assert!(
+        seen > 150,
+        "the walk reaches the nested fields (saw {seen})"
+    );
+    assert!(
+        missing.is_empty(),
+        "fields without a doc comment: {missing:#?}"
+    );
+}

@@ -52,9 +52,8 @@ kafka_probe() {
 }
 
 kafka_start() {
-  local _
   if ! daemon_alive kafka; then
-    if (exec 3<>"/dev/tcp/$KAFKA_HOST/$KAFKA_PORT") 2>/dev/null; then
+    if tcp_open "$KAFKA_HOST" "$KAFKA_PORT"; then
       die "port $KAFKA_HOST:$KAFKA_PORT is already in use by another process"
     fi
     rm -rf "$(kafka_data_dir)"
@@ -63,11 +62,7 @@ kafka_start() {
       --kafka-port "$KAFKA_PORT" --data-dir "$(kafka_data_dir)"
   fi
   wait_tcp kafka "$KAFKA_HOST" "$KAFKA_PORT" 30
-  for _ in $(seq 1 20); do
-    kafka_probe 2>/dev/null && return 0
-    sleep 0.5
-  done
-  kafka_probe || die "kafka listens on $KAFKA_HOST:$KAFKA_PORT but does not answer metadata"
+  wait_until kafka 10 "a metadata answer" kafka_probe
 }
 
 kafka_stop() { stop_daemon kafka; }

@@ -311,22 +311,10 @@ kube_get() {
     "https://$KUBE_HOST:$KUBE_PORT$1" >/dev/null 2>&1
 }
 
-kube_port_free() { ! (exec 3<>"/dev/tcp/$KUBE_HOST/$1") 2>/dev/null; }
+kube_port_free() { ! tcp_open "$KUBE_HOST" "$1"; }
 
 # kube_wait NAME SECS PATH: wait until PATH answers 2xx, failing early if NAME exits.
-kube_wait() {
-  local name=$1 secs=$2 path=$3 _
-  for _ in $(seq 1 $((secs * 2))); do
-    kube_get "$path" && return 0
-    if ! daemon_alive "$name"; then
-      tail -n 40 "$(log_file "$name")" >&2 || true
-      die "$name exited during start-up (log: $(log_file "$name"))"
-    fi
-    sleep 0.5
-  done
-  tail -n 40 "$(log_file "$name")" >&2 || true
-  die "kube: $path did not answer within ${secs}s (log: $(log_file "$name"))"
-}
+kube_wait() { wait_until "$1" "$2" "GET $3" kube_get "$3"; }
 
 # kube_start: etcd, then the apiserver (waits for /readyz), then the controller manager (waits
 # for the default service account it creates). The etcd data dir is wiped whenever etcd itself

@@ -68,14 +68,13 @@ stop_daemon() {
   rm -f "$pf"
 }
 
-# wait_tcp NAME HOST PORT SECONDS: wait until HOST:PORT accepts connections; on timeout show
-# the tail of NAME's log and fail.
-wait_tcp() {
-  local name=$1 host=$2 port=$3 secs=$4
+# wait_until NAME SECONDS WHAT CMD...: run CMD every half second until it succeeds; fail early
+# if NAME's process exits, and on timeout, showing the tail of NAME's log either way.
+wait_until() {
+  local name=$1 secs=$2 what=$3
+  shift 3
   for _ in $(seq 1 $((secs * 2))); do
-    if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
-      return 0
-    fi
+    "$@" 2>/dev/null && return 0
     if ! daemon_alive "$name"; then
       tail -n 40 "$(log_file "$name")" >&2 || true
       die "$name exited during start-up (log: $(log_file "$name"))"
@@ -83,7 +82,29 @@ wait_tcp() {
     sleep 0.5
   done
   tail -n 40 "$(log_file "$name")" >&2 || true
-  die "$name did not listen on $host:$port within ${secs}s (log: $(log_file "$name"))"
+  die "$name: $what within ${secs}s failed (log: $(log_file "$name"))"
+}
+
+# tcp_open HOST PORT: true when HOST:PORT accepts a connection.
+tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# wait_tcp NAME HOST PORT SECONDS: wait until HOST:PORT accepts connections.
+wait_tcp() { wait_until "$1" "$4" "listening on $2:$3" tcp_open "$2" "$3"; }
+
+# kill_pids PID...: SIGTERM, up to 10 s to exit, then SIGKILL what is left.
+kill_pids() {
+  local p left
+  [ $# -gt 0 ] || return 0
+  kill -TERM "$@" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    left=0
+    for p in "$@"; do
+      if pid_running "$p"; then left=1; fi
+    done
+    [ "$left" = 1 ] || return 0
+    sleep 0.1
+  done
+  kill -KILL "$@" 2>/dev/null || true
 }
 
 # apt_update_once: refresh apt's lists at most once per run of the scripts.

@@ -189,14 +189,6 @@ k.list_streams()
 EOF
 }
 
-# _localstack_pid_live PID: true while PID exists and is not a zombie.
-_localstack_pid_live() {
-  local state
-  [ -r "/proc/$1/stat" ] || return 1
-  state=$(sed -E 's/^.*\) (.).*$/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$state" ] && [ "$state" != Z ]
-}
-
 # _localstack_descendants PID: print PID's descendants (LocalStack starts kinesis-local in a
 # session of its own, so stop_daemon's process-group kill does not reach it).
 _localstack_descendants() {
@@ -221,40 +213,8 @@ _localstack_strays() {
   done
 }
 
-# _localstack_wait_reaped SECS PID...: wait up to SECS for the PIDs to leave the process table.
-# An exited daemon is a zombie until PID 1 reaps it, which here can take many seconds.
-_localstack_wait_reaped() {
-  local secs=$1 p i left
-  shift
-  for i in $(seq 1 $((secs * 4))); do
-    left=0
-    for p in "$@"; do
-      if [ -e "/proc/$p" ]; then left=1; fi
-    done
-    [ "$left" = 1 ] || return 0
-    sleep 0.25
-  done
-  return 0
-}
-
-# _localstack_kill_pids PID...: SIGTERM, wait up to 10 s, SIGKILL what is left.
-_localstack_kill_pids() {
-  local p i left
-  [ $# -gt 0 ] || return 0
-  kill -TERM "$@" 2>/dev/null || true
-  for i in $(seq 1 20); do
-    left=0
-    for p in "$@"; do
-      if _localstack_pid_live "$p"; then left=1; fi
-    done
-    [ "$left" = 1 ] || return 0
-    sleep 0.5
-  done
-  kill -KILL "$@" 2>/dev/null || true
-}
-
 localstack_start() {
-  local port i t0 root
+  local port t0 root
   local -a vars strays
   port=$(_localstack_port)
   localstack_install
@@ -272,9 +232,9 @@ localstack_start() {
   mapfile -t strays < <(_localstack_strays)
   if [ ${#strays[@]} -gt 0 ]; then
     log "ending stray kinesis-local processes: ${strays[*]}"
-    _localstack_kill_pids "${strays[@]}"
+    kill_pids "${strays[@]}"
   fi
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  if tcp_open 127.0.0.1 "$port"; then
     die "port $port is already in use by a process this cache did not start (another LocalStack?)"
   fi
 
@@ -287,19 +247,7 @@ localstack_start() {
   start_daemon localstack env "${vars[@]}" npm_config_offline=true PIP_NO_INDEX=1 \
     "$(_localstack_venv)/bin/python" "$(_localstack_launcher)"
   wait_tcp localstack 127.0.0.1 "$port" 120
-
-  for i in $(seq 1 240); do
-    _localstack_health && break
-    if ! daemon_alive localstack; then
-      tail -n 40 "$STACK_RUN/localstack.log" >&2 || true
-      die "localstack exited during start-up (log: $STACK_RUN/localstack.log)"
-    fi
-    [ "$i" -lt 240 ] || {
-      tail -n 40 "$STACK_RUN/localstack.log" >&2 || true
-      die "localstack did not report s3 and kinesis healthy within 120 s (log: $STACK_RUN/localstack.log)"
-    }
-    sleep 0.5
-  done
+  wait_until localstack 120 "reporting s3 and kinesis healthy" _localstack_health
 
   if ! _localstack_warm_kinesis >/dev/null 2>>"$STACK_RUN/localstack.log"; then
     tail -n 40 "$STACK_RUN/localstack.log" >&2 || true
@@ -309,40 +257,18 @@ localstack_start() {
 }
 
 localstack_stop() {
-  local pf pid="" i
-  local -a kids strays all
-  kids=()
-  pf="$STACK_RUN/localstack.pid"
-  [ -f "$pf" ] && pid=$(cat "$pf")
-  if [ -n "$pid" ] && _localstack_pid_live "$pid"; then
+  local pid=""
+  local -a kids=() strays=()
+  [ -f "$(pid_file localstack)" ] && pid=$(cat "$(pid_file localstack)")
+  if [ -n "$pid" ] && pid_running "$pid"; then
     mapfile -t kids < <(_localstack_descendants "$pid")
-    log "stopping localstack (pid $pid)"
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 30); do
-      _localstack_pid_live "$pid" || break
-      sleep 0.5
-    done
   fi
-  # lib.sh's daemon_alive (kill -0) counts an exited but not yet reaped process as running, and
-  # stop_daemon would wait 20 s for it: once ours is a zombie it is done, so drop its pid file.
-  if [ -n "$pid" ] && ! _localstack_pid_live "$pid"; then
-    rm -f "$pf"
-  fi
-  stop_daemon localstack # what is still running: SIGTERM, SIGKILL after 20 s
+  stop_daemon localstack
   # LocalStack ends kinesis-local (in a session of its own) on SIGTERM; these catch what a
   # SIGKILL or a crash left behind.
-  if [ ${#kids[@]} -gt 0 ]; then
-    _localstack_kill_pids "${kids[@]}"
-  fi
   mapfile -t strays < <(_localstack_strays)
-  if [ ${#strays[@]} -gt 0 ]; then
-    log "ending stray kinesis-local processes: ${strays[*]}"
-    _localstack_kill_pids "${strays[@]}"
-  fi
-  all=("${kids[@]}" "${strays[@]}")
-  [ -z "$pid" ] || all+=("$pid")
-  if [ ${#all[@]} -gt 0 ]; then
-    _localstack_wait_reaped 5 "${all[@]}"
+  if [ $((${#kids[@]} + ${#strays[@]})) -gt 0 ]; then
+    kill_pids "${kids[@]}" "${strays[@]}"
   fi
 }
 

@@ -50,20 +50,15 @@ moto_probe() {
 }
 
 moto_start() {
-  local _
   if ! daemon_alive moto; then
-    if (exec 3<>"/dev/tcp/$MOTO_HOST/$MOTO_PORT") 2>/dev/null; then
+    if tcp_open "$MOTO_HOST" "$MOTO_PORT"; then
       die "port $MOTO_HOST:$MOTO_PORT is already in use by another process"
     fi
     start_daemon moto "$(moto_venv)/bin/python" "$(moto_src)/moto_msk.py" \
       --host "$MOTO_HOST" --port "$MOTO_PORT"
   fi
   wait_tcp moto "$MOTO_HOST" "$MOTO_PORT" 60
-  for _ in $(seq 1 20); do
-    moto_probe 2>/dev/null && return 0
-    sleep 0.5
-  done
-  moto_probe || die "moto listens on $MOTO_HOST:$MOTO_PORT but the Kafka API does not answer"
+  wait_until moto 10 "an answer from the Kafka API" moto_probe
 }
 
 moto_stop() { stop_daemon moto; }

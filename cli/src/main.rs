@@ -27,6 +27,8 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Run the operator: the controllers for every Tributary kind, with leader election.
+    Operator(OperatorArgs),
     /// Check manifests as the API server would (schema and CEL rules), without a cluster.
     /// Objects of other API groups are skipped. Exits non-zero if any object is invalid.
     Validate {
@@ -36,8 +38,91 @@ enum Command {
     },
 }
 
+/// Flags of `tributary operator`; each can also come from the environment.
+#[derive(clap::Args)]
+struct OperatorArgs {
+    /// Namespace to watch (repeat, or comma-separate, for several). Default: all namespaces.
+    #[arg(
+        long = "namespace",
+        env = "TRIBUTARY_WATCH_NAMESPACES",
+        value_delimiter = ','
+    )]
+    namespaces: Vec<String>,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "TRIBUTARY_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: std::net::SocketAddr,
+    /// Seconds between full re-checks of every object against Kafka and AWS (drift detection).
+    #[arg(long, env = "TRIBUTARY_RESYNC_SECONDS", default_value_t = 120)]
+    resync_seconds: u64,
+    /// Apply the CRDs at start (for installs where Helm does not upgrade them).
+    #[arg(long, env = "TRIBUTARY_INSTALL_CRDS")]
+    install_crds: bool,
+    /// Namespace of the leader-election Lease. Default: the pod's namespace, else `default`.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "tributary-operator")]
+    lease_name: String,
+    /// Seconds a leader's Lease lasts without renewal.
+    #[arg(long, default_value_t = 15)]
+    lease_seconds: u64,
+    /// This replica's identity in the Lease. Default: the pod name, else the host name and pid.
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Log as JSON lines (for log collectors) instead of text.
+    #[arg(long, env = "TRIBUTARY_LOG_JSON")]
+    log_json: bool,
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_lease_manager=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init()
+    } else {
+        builder.init()
+    }
+}
+
+async fn operator(args: OperatorArgs) -> anyhow::Result<()> {
+    init_tracing(args.log_json);
+    let identity = args.identity.unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "tributary".into());
+        format!("{}-{}", host.trim(), std::process::id())
+    });
+    let config = tributary_operator::run::Config {
+        namespaces: args.namespaces,
+        http_addr: args.http_addr,
+        resync: std::time::Duration::from_secs(args.resync_seconds),
+        install_crds: args.install_crds,
+        lease_namespace: args.lease_namespace,
+        lease_name: args.lease_name,
+        identity,
+        lease_duration: std::time::Duration::from_secs(args.lease_seconds),
+    };
+    let client = kube::Client::try_default()
+        .await
+        .context("no Kubernetes configuration: set KUBECONFIG or run in a cluster")?;
+    tributary_operator::run::run(client, config, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
 fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
+        Command::Operator(args) => {
+            tokio::runtime::Runtime::new()?.block_on(operator(args))?;
+        }
         Command::Crds { dir: None } => {
             std::io::stdout().write_all(tributary_crds::crds_yaml().as_bytes())?;
         }

@@ -1,4 +1,12 @@
-//! Tributary's control plane. The controllers arrive with their issues; what every one of them
-//! needs first is here: the CRDs installed in the cluster and established.
+//! Tributary's control plane: one controller per kind, run by [`run::run`] in one process with
+//! leader election. A controller's `reconcile` is short: validate (pure), dereference, plan
+//! (pure), apply through the traits in [`context::Context`], and status from what was observed.
 
+pub mod conditions;
+pub mod context;
 pub mod crds;
+pub mod kafka_admin;
+pub mod kafka_cluster;
+pub mod metrics;
+pub mod run;
+pub mod topic;

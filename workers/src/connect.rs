@@ -106,6 +106,19 @@ impl KafkaConnection {
         }
     }
 
+    /// A key that differs whenever any setting (including a rotated password) differs, for
+    /// caching clients per connection. Kept in memory only; never logged.
+    pub fn cache_key(&self) -> String {
+        let sasl = self
+            .sasl
+            .as_ref()
+            .map(|s| format!("{:?}\u{1f}{}\u{1f}{}", s.mechanism, s.username, s.password));
+        format!(
+            "{}\u{1e}{:?}\u{1e}{:?}",
+            self.bootstrap_servers, self.tls, sasl
+        )
+    }
+
     /// The librdkafka configuration shared by admin clients, consumers and producers.
     pub fn client_config(&self) -> Result<ClientConfig, ConnectError> {
         let mut config = ClientConfig::new();

@@ -1,0 +1,91 @@
+//! Everything with side effects that the controllers use, in one place.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use kube::{Resource, ResourceExt};
+use tributary_crds::Topic;
+
+use crate::kafka_admin::KafkaAdmins;
+use crate::metrics::Metrics;
+
+/// The controllers' shared handles.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: kube::Client,
+    /// Publishes Kubernetes Events.
+    pub recorder: Recorder,
+    /// The operator's metrics.
+    pub metrics: Arc<Metrics>,
+    /// Kafka admin clients by connection.
+    pub kafka: Arc<dyn KafkaAdmins>,
+    /// Every Topic the operator sees (for conflicts between Topics of one Kafka topic).
+    pub topics: Store<Topic>,
+    /// How often objects are re-checked against the outside world (drift detection).
+    pub resync: Duration,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context over these handles.
+    pub fn new(
+        client: kube::Client,
+        kafka: Arc<dyn KafkaAdmins>,
+        topics: Store<Topic>,
+        resync: Duration,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: "tributary-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics: Arc::new(Metrics::default()),
+            kafka,
+            topics,
+            resync,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Publish an Event about `object`; a failure to publish is logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
+            tracing::warn!(%error, object = %object.name_any(), reason, "could not publish an event");
+        }
+    }
+
+    /// The delay before retrying `key` after a transient error: 5 s doubling to 5 minutes.
+    pub fn backoff(&self, key: String) -> Duration {
+        let mut failures = self.failures.lock().expect("backoff lock");
+        let n = failures.entry(key).or_insert(0);
+        *n = (*n + 1).min(7);
+        Duration::from_secs(5 << (*n - 1)).min(Duration::from_secs(300))
+    }
+
+    /// Forget the failures of `key` after a successful reconcile.
+    pub fn succeeded(&self, key: &str) {
+        self.failures.lock().expect("backoff lock").remove(key);
+    }
+}

@@ -43,3 +43,90 @@ pub async fn kube_client() -> kube::Client {
         .await
         .expect("a kube client from KUBECONFIG")
 }
+
+/// An operator running in this process for one test namespace; stopped when dropped.
+pub struct RunningOperator {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningOperator {
+    /// Stop the operator and wait until its controllers have ended.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningOperator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Create `namespace` and start the operator watching only it (so tests running at the same
+/// time do not see each other's objects), with a short resync for drift checks.
+pub async fn start_operator(
+    client: &kube::Client,
+    namespace: &str,
+    resync: std::time::Duration,
+) -> RunningOperator {
+    use k8s_openapi::api::core::v1::Namespace;
+    let namespaces: kube::Api<Namespace> = kube::Api::all(client.clone());
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}}))
+            .expect("a namespace");
+    namespaces
+        .create(&Default::default(), &ns)
+        .await
+        .expect("namespace created");
+    let config = tributary_operator::run::Config {
+        namespaces: vec![namespace.to_owned()],
+        http_addr: "127.0.0.1:0".parse().expect("an address"),
+        resync,
+        install_crds: true,
+        lease_namespace: namespace.to_owned(),
+        lease_name: "tributary-operator".into(),
+        identity: unique_name("operator"),
+        lease_duration: std::time::Duration::from_secs(15),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let client = client.clone();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        tributary_operator::run::run(client, config, shutdown)
+            .await
+            .expect("the operator runs");
+    });
+    RunningOperator {
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+/// Poll `check` every 250 ms until it returns `Some`, or panic after `seconds` with `what`.
+pub async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {seconds} s waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}

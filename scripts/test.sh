@@ -25,7 +25,7 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "shellcheck"
-shellcheck -x scripts/*.sh scripts/stack/*.sh .ci/run
+shellcheck -x scripts/*.sh scripts/stack/*.sh bench/*.sh .ci/run
 
 step "clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -11,6 +11,7 @@ use tributary_crds::Topic;
 
 use crate::kafka_admin::KafkaAdmins;
 use crate::metrics::Metrics;
+use crate::msk::{AwsMsk, Msk};
 
 /// The controllers' shared handles.
 pub struct Context {
@@ -22,6 +23,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Kafka admin clients by connection.
     pub kafka: Arc<dyn KafkaAdmins>,
+    /// The Amazon MSK control plane.
+    pub msk: Arc<dyn Msk>,
     /// Every Topic the operator sees (for conflicts between Topics of one Kafka topic).
     pub topics: Store<Topic>,
     /// How often objects are re-checked against the outside world (drift detection).
@@ -46,10 +49,19 @@ impl Context {
             client,
             metrics: Arc::new(Metrics::default()),
             kafka,
+            // Clients are built on first use: a context that never provisions MSK never
+            // touches AWS.
+            msk: Arc::new(AwsMsk::default()),
             topics,
             resync,
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Use `msk` instead of the real MSK API (tests).
+    pub fn with_msk(mut self, msk: Arc<dyn Msk>) -> Self {
+        self.msk = msk;
+        self
     }
 
     /// Publish an Event about `object`; a failure to publish is logged, never fatal.

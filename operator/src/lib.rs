@@ -8,5 +8,8 @@ pub mod crds;
 pub mod kafka_admin;
 pub mod kafka_cluster;
 pub mod metrics;
+pub mod msk;
 pub mod run;
+#[cfg(test)]
+mod test_support;
 pub mod topic;

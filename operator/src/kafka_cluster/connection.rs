@@ -2,8 +2,8 @@
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use tributary_crds::KafkaCluster;
 use tributary_crds::kafka_cluster::SaslMechanism;
+use tributary_crds::{KafkaCluster, KafkaClusterStatus};
 use tributary_workers::connect::{KafkaConnection, SaslCredentials};
 
 /// Why a cluster cannot be connected to (yet).
@@ -22,6 +22,12 @@ pub enum ConnectionError {
         /// The key looked for.
         key: String,
     },
+    /// An MSK cluster that offers only SASL listeners (SCRAM or IAM).
+    #[error(
+        "the MSK cluster offers only SASL listeners; enable clientAuthentication.unauthenticated \
+         (TLS) for Tributary to manage its topics"
+    )]
+    SaslOnlyMsk,
     /// A SASL mechanism that needs a user name and password has no `secretRef`.
     #[error("sasl.secretRef is required for {0:?}")]
     NoCredentials(SaslMechanism),
@@ -41,18 +47,21 @@ impl ConnectionError {
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            ConnectionError::SecretMissing { .. } | ConnectionError::NoCredentials(_)
+            ConnectionError::SecretMissing { .. }
+                | ConnectionError::NoCredentials(_)
+                | ConnectionError::SaslOnlyMsk
         )
     }
 }
 
-async fn secret_value(
+/// The values of `keys` in the Secret `name`, read once.
+async fn secret_values<const N: usize>(
     secrets: &Api<Secret>,
     namespace: &str,
     name: &str,
-    key: &str,
-) -> Result<String, ConnectionError> {
-    let missing = || ConnectionError::SecretMissing {
+    keys: [&str; N],
+) -> Result<[String; N], ConnectionError> {
+    let missing = |key: &str| ConnectionError::SecretMissing {
         namespace: namespace.into(),
         name: name.into(),
         key: key.into(),
@@ -64,13 +73,14 @@ async fn secret_value(
             name: name.into(),
             source,
         })?
-        .ok_or_else(missing)?;
-    let bytes = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .ok_or_else(missing)?;
-    String::from_utf8(bytes.0.clone()).map_err(|_| missing())
+        .ok_or_else(|| missing(keys[0]))?;
+    let data = secret.data.unwrap_or_default();
+    let mut values = Vec::with_capacity(N);
+    for key in keys {
+        let bytes = data.get(key).ok_or_else(|| missing(key))?;
+        values.push(String::from_utf8(bytes.0.clone()).map_err(|_| missing(key))?);
+    }
+    Ok(values.try_into().expect("one value per key"))
 }
 
 /// The connection settings of `cluster`, with secrets read from its namespace.
@@ -85,19 +95,23 @@ pub async fn resolve(
             None => None,
             Some(tls) => match &tls.ca_secret_ref {
                 None => Some(None),
-                Some(r) => Some(Some(
-                    secret_value(&secrets, &namespace, &r.name, &r.key).await?,
-                )),
+                Some(r) => {
+                    let [ca] =
+                        secret_values(&secrets, &namespace, &r.name, [r.key.as_str()]).await?;
+                    Some(Some(ca))
+                }
             },
         };
         let sasl = match &external.sasl {
             None => None,
             Some(sasl) => {
                 let (username, password) = match (&sasl.secret_ref, sasl.mechanism) {
-                    (Some(r), _) => (
-                        secret_value(&secrets, &namespace, &r.name, &r.username_key).await?,
-                        secret_value(&secrets, &namespace, &r.name, &r.password_key).await?,
-                    ),
+                    (Some(r), _) => {
+                        let keys = [r.username_key.as_str(), r.password_key.as_str()];
+                        let [username, password] =
+                            secret_values(&secrets, &namespace, &r.name, keys).await?;
+                        (username, password)
+                    }
                     (None, SaslMechanism::AwsMskIam) => (String::new(), String::new()),
                     (None, mechanism) => return Err(ConnectionError::NoCredentials(mechanism)),
                 };
@@ -114,11 +128,88 @@ pub async fn resolve(
             sasl,
         });
     }
-    let bootstrap = cluster
-        .status
-        .as_ref()
-        .and_then(|s| s.bootstrap_servers.clone());
-    bootstrap
-        .map(KafkaConnection::plaintext)
-        .ok_or(ConnectionError::NoBootstrapYet)
+    msk_connection(cluster.status.as_ref())
+}
+
+/// The listener of an MSK cluster the operator connects to, from the status MSK reported.
+fn msk_connection(status: Option<&KafkaClusterStatus>) -> Result<KafkaConnection, ConnectionError> {
+    // MSK: the plaintext listener, else TLS (MSK's certificates chain to public roots). The
+    // SASL listeners need credentials the operator does not have.
+    let brokers = status
+        .and_then(|s| s.msk.as_ref())
+        .and_then(|m| m.bootstrap_brokers.as_ref());
+    match brokers {
+        Some(b) if b.plaintext.is_some() => Ok(KafkaConnection::plaintext(
+            b.plaintext.clone().unwrap_or_default(),
+        )),
+        Some(b) if b.tls.is_some() => Ok(KafkaConnection {
+            bootstrap_servers: b.tls.clone().unwrap_or_default(),
+            tls: Some(None),
+            sasl: None,
+        }),
+        Some(b) if b.sasl_scram.is_some() || b.sasl_iam.is_some() => {
+            Err(ConnectionError::SaslOnlyMsk)
+        }
+        _ => Err(ConnectionError::NoBootstrapYet),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tributary_crds::kafka_cluster::{MskBootstrapBrokers, MskStatus};
+
+    fn status(brokers: MskBootstrapBrokers) -> KafkaClusterStatus {
+        KafkaClusterStatus {
+            msk: Some(MskStatus {
+                bootstrap_brokers: Some(brokers),
+                ..MskStatus::default()
+            }),
+            ..KafkaClusterStatus::default()
+        }
+    }
+
+    #[test]
+    fn msk_listeners_are_chosen_plaintext_then_tls() {
+        let both = status(MskBootstrapBrokers {
+            plaintext: Some("b:9092".into()),
+            tls: Some("b:9094".into()),
+            ..Default::default()
+        });
+        let chosen = msk_connection(Some(&both)).unwrap();
+        assert_eq!(
+            (chosen.bootstrap_servers.as_str(), chosen.tls.is_some()),
+            ("b:9092", false)
+        );
+
+        let tls = status(MskBootstrapBrokers {
+            tls: Some("b:9094".into()),
+            sasl_iam: Some("b:9098".into()),
+            ..Default::default()
+        });
+        let chosen = msk_connection(Some(&tls)).unwrap();
+        assert_eq!(
+            (chosen.bootstrap_servers.as_str(), chosen.tls),
+            ("b:9094", Some(None))
+        );
+    }
+
+    #[test]
+    fn sasl_only_and_not_yet_known_listeners_are_explained() {
+        let iam = status(MskBootstrapBrokers {
+            sasl_iam: Some("b:9098".into()),
+            ..Default::default()
+        });
+        let error = msk_connection(Some(&iam)).unwrap_err();
+        assert!(
+            error.is_permanent()
+                && error
+                    .to_string()
+                    .contains("clientAuthentication.unauthenticated")
+        );
+        assert!(matches!(
+            msk_connection(None),
+            Err(ConnectionError::NoBootstrapYet)
+        ));
+    }
 }

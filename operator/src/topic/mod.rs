@@ -29,6 +29,7 @@ pub const FIELD_MANAGER: &str = "tributary-topic-controller";
 pub const PAUSED: &str = "tributary.dev/paused";
 
 const KIND: &str = "Topic";
+const CLUSTER_NOT_FOUND: &str = "ClusterNotFound";
 
 /// A Topic reconciliation that failed and will be retried.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,9 @@ pub enum Error {
     /// The Kubernetes API refused or did not answer.
     #[error("kubernetes: {0}")]
     Kube(#[from] kube::Error),
+    /// The Topic must be deleted from a cluster that cannot be reached now.
+    #[error("cannot delete the Kafka topic yet: {0}")]
+    ClusterUnavailable(String),
     /// The finalizer helper failed.
     #[error("{0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
@@ -48,7 +52,7 @@ impl Error {
     /// A small fixed set, for metric labels.
     pub fn category(&self) -> &'static str {
         match self {
-            Error::Kafka(_) => "kafka",
+            Error::Kafka(_) | Error::ClusterUnavailable(_) => "kafka",
             Error::Kube(_) => "kubernetes",
             Error::Finalizer(e) => match e.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
@@ -61,6 +65,11 @@ impl Error {
 
 /// Reconcile one Topic.
 pub async fn reconcile(topic: Arc<Topic>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // A paused Topic is left alone entirely (no finalizer either), unless it is being deleted:
+    // then cleanup releases it without touching Kafka.
+    if paused(&topic) && topic.meta().deletion_timestamp.is_none() {
+        return Ok(Action::await_change());
+    }
     let started = Instant::now();
     let key = object_key(&topic);
     let api: Api<Topic> =
@@ -121,10 +130,6 @@ impl Outcome {
 
 #[tracing::instrument(skip_all, fields(kind = KIND, namespace = %topic.namespace().unwrap_or_default(), name = %topic.name_any()))]
 async fn apply(topic: &Topic, ctx: &Context) -> Result<Action, Error> {
-    if paused(topic) {
-        tracing::debug!("paused");
-        return Ok(Action::await_change());
-    }
     if let Err(invalid) = topic.validate(None) {
         write_status(
             topic,
@@ -316,16 +321,18 @@ async fn cluster_admin(
     let Some(cluster) = clusters.get_opt(&cluster_name).await? else {
         let message = format!("KafkaCluster {cluster_ns}/{cluster_name} does not exist");
         return Ok(Err(NotConnected {
-            outcome: Outcome::not_ready("ClusterNotFound", message),
+            outcome: Outcome::not_ready(CLUSTER_NOT_FOUND, message),
             retry: wait,
         }));
     };
-    let cluster_ready = cluster
-        .status
-        .as_ref()
-        .and_then(|s| conditions::ready(&s.conditions))
-        .map(|(s, _)| s == "True");
-    if cluster_ready != Some(true) {
+    // An MSK cluster being updated (which can take hours) still serves its brokers.
+    let status = cluster.status.as_ref();
+    let usable = match status.and_then(|s| conditions::ready(&s.conditions)) {
+        Some(("True", _)) => true,
+        Some((_, "Updating")) => status.is_some_and(|s| s.bootstrap_servers.is_some()),
+        _ => false,
+    };
+    if !usable {
         let message = format!("KafkaCluster {cluster_ns}/{cluster_name} is not Ready");
         return Ok(Err(NotConnected {
             outcome: Outcome::not_ready("ClusterNotReady", message),
@@ -362,10 +369,15 @@ async fn cleanup(topic: &Topic, ctx: &Context) -> Result<Action, Error> {
             admin.delete_topic(&name).await?;
             tracing::info!(topic = %name, "deleted the Kafka topic");
         }
-        // The cluster object is gone (or was never usable): there is nothing left to delete,
-        // and a finalizer must not wedge the namespace's deletion.
-        Err(not_connected) => {
-            tracing::info!(topic = %name, reason = not_connected.outcome.ready.message, "cluster gone; released");
+        // The cluster object is gone: there is nothing left to delete it from, and a finalizer
+        // must not wedge the namespace's deletion.
+        Err(gone) if gone.outcome.ready.reason == CLUSTER_NOT_FOUND => {
+            tracing::info!(topic = %name, reason = gone.outcome.ready.message, "cluster gone; released");
+        }
+        // The cluster exists but cannot be reached now: keep the finalizer and retry, rather
+        // than leave the Kafka topic behind.
+        Err(unavailable) => {
+            return Err(Error::ClusterUnavailable(unavailable.outcome.ready.message));
         }
     }
     Ok(Action::await_change())
@@ -412,3 +424,6 @@ async fn write_status(topic: &Topic, ctx: &Context, outcome: Outcome) -> Result<
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,6 +16,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
+use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
@@ -55,6 +56,9 @@ pub enum RunError {
          or start the operator with --install-crds"
     )]
     CrdMissing(String),
+    /// A CRD exists but the API server does not serve it.
+    #[error("the CRD {0} is not established after 60 s: check it with `kubectl describe crd {0}`")]
+    CrdNotEstablished(String),
     /// Installing the CRDs failed.
     #[error(transparent)]
     Install(#[from] crate::crds::InstallError),
@@ -234,12 +238,21 @@ async fn controllers(
     tracing::info!("controllers stopped");
 }
 
+/// Every CRD must exist; one that exists but is not yet established (just applied) is waited
+/// for, up to a minute.
 async fn check_crds(client: &kube::Client) -> Result<(), RunError> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in tributary_crds::crds() {
         let name = crd.metadata.name.clone().expect("generated CRDs are named");
         if api.get_opt(&name).await?.is_none() {
             return Err(RunError::CrdMissing(name));
+        }
+        let established = await_condition(api.clone(), &name, conditions::is_crd_established());
+        if tokio::time::timeout(Duration::from_secs(60), established)
+            .await
+            .is_err()
+        {
+            return Err(RunError::CrdNotEstablished(name));
         }
     }
     Ok(())

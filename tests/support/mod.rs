@@ -44,6 +44,9 @@ pub async fn kube_client() -> kube::Client {
         .expect("a kube client from KUBECONFIG")
 }
 
+/// The leader Lease duration of operators the tests start.
+pub const LEASE_SECONDS: u64 = 6;
+
 /// An operator running in this process for one test namespace; stopped when dropped.
 pub struct RunningOperator {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -86,6 +89,17 @@ pub async fn start_operator(
         .create(&Default::default(), &ns)
         .await
         .expect("namespace created");
+    start_replica(client, namespace, &unique_name("operator"), resync)
+}
+
+/// Start one more operator replica for an existing `namespace`, named `identity` in the
+/// namespace's leader Lease.
+pub fn start_replica(
+    client: &kube::Client,
+    namespace: &str,
+    identity: &str,
+    resync: std::time::Duration,
+) -> RunningOperator {
     let config = tributary_operator::run::Config {
         namespaces: vec![namespace.to_owned()],
         http_addr: "127.0.0.1:0".parse().expect("an address"),
@@ -93,8 +107,8 @@ pub async fn start_operator(
         install_crds: true,
         lease_namespace: namespace.to_owned(),
         lease_name: "tributary-operator".into(),
-        identity: unique_name("operator"),
-        lease_duration: std::time::Duration::from_secs(15),
+        identity: identity.to_owned(),
+        lease_duration: std::time::Duration::from_secs(LEASE_SECONDS),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let client = client.clone();

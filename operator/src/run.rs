@@ -199,7 +199,11 @@ async fn controllers(
     let topic_streams = scopes
         .iter()
         .map(|ns| watcher(api(ns).1, watcher::Config::default()).boxed());
-    let topics = reflector(topic_writer, futures::stream::select_all(topic_streams))
+    // managedFields are most of an object's size and no controller reads them: the store of
+    // every Topic does not keep them.
+    let topic_streams =
+        futures::stream::select_all(topic_streams).modify(|t| t.managed_fields_mut().clear());
+    let topics = reflector(topic_writer, topic_streams)
         .default_backoff()
         .touched_objects();
     let mut topic_controller = Controller::for_stream(topics, ctx.topics.clone());

@@ -69,6 +69,14 @@ struct OperatorArgs {
     /// This replica's identity in the Lease. Default: the pod name, else the host name and pid.
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// Default AWS region for MSK (a spec's `region` wins). Default: the SDK's chain
+    /// (`AWS_REGION`, the instance's region, ...).
+    #[arg(long)]
+    aws_region: Option<String>,
+    /// One endpoint for every AWS API (LocalStack, an emulator). Default: AWS's own, or the SDK's
+    /// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables.
+    #[arg(long)]
+    aws_endpoint_url: Option<String>,
     /// Log as JSON lines (for log collectors) instead of text.
     #[arg(long, env = "TRIBUTARY_LOG_JSON")]
     log_json: bool,
@@ -100,6 +108,10 @@ async fn operator(args: OperatorArgs) -> anyhow::Result<()> {
         lease_name: args.lease_name,
         identity,
         lease_duration: std::time::Duration::from_secs(args.lease_seconds),
+        aws: tributary_workers::connect::AwsOptions {
+            region: args.aws_region,
+            endpoint_url: args.aws_endpoint_url,
+        },
     };
     let client = kube::Client::try_default()
         .await

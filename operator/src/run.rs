@@ -45,6 +45,8 @@ pub struct Config {
     pub identity: String,
     /// How long a leader's Lease lasts without renewal.
     pub lease_duration: Duration,
+    /// AWS region and endpoint overrides (otherwise the SDK's default chain).
+    pub aws: tributary_workers::connect::AwsOptions,
 }
 
 /// The operator could not run.
@@ -98,12 +100,10 @@ pub async fn run(
 
     let (topic_store, topic_writer) = reflector::store::<Topic>();
     let admins: Arc<dyn KafkaAdmins> = Arc::new(RdKafkaAdmins::default());
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        admins,
-        topic_store.clone(),
-        config.resync,
-    ));
+    let msk = Arc::new(crate::msk::AwsMsk::new(config.aws.clone()));
+    let ctx = Arc::new(
+        Context::new(client.clone(), admins, topic_store.clone(), config.resync).with_msk(msk),
+    );
     let health = Arc::new(Health {
         ready: AtomicBool::new(false),
         metrics: ctx.metrics.clone(),

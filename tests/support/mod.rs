@@ -33,7 +33,7 @@ pub fn unique_name(prefix: &str) -> String {
 pub async fn aws_config() -> aws_config::SdkConfig {
     stack_env("AWS_ENDPOINT_URL");
     stack_env("AWS_ENDPOINT_URL_KAFKA");
-    tributary_workers::connect::aws_config(None).await
+    tributary_workers::connect::aws_config(&Default::default()).await
 }
 
 /// A kube client from the stack's kubeconfig.
@@ -109,6 +109,7 @@ pub fn start_replica(
         lease_name: "tributary-operator".into(),
         identity: identity.to_owned(),
         lease_duration: std::time::Duration::from_secs(LEASE_SECONDS),
+        aws: Default::default(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let client = client.clone();

@@ -9,27 +9,45 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use rdkafka::ClientConfig;
 use tributary_crds::kafka_cluster::SaslMechanism;
 
-/// Load the shared AWS configuration, with `region` overriding the default chain's region.
-pub async fn aws_config(region: Option<&str>) -> SdkConfig {
+/// Overrides of the SDK's default chain, from flags (the chain itself reads `AWS_REGION`,
+/// `AWS_ENDPOINT_URL`, ... from the environment).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AwsOptions {
+    /// The region, instead of the chain's.
+    pub region: Option<String>,
+    /// One endpoint for every AWS service (LocalStack, say), instead of AWS's.
+    pub endpoint_url: Option<String>,
+}
+
+impl AwsOptions {
+    /// These options with `region` in place of the default region, if given.
+    pub fn in_region(&self, region: Option<&str>) -> Self {
+        Self {
+            region: region.map(str::to_owned).or_else(|| self.region.clone()),
+            ..self.clone()
+        }
+    }
+}
+
+/// Load the shared AWS configuration: the default chain, with `options` on top.
+pub async fn aws_config(options: &AwsOptions) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(region) = region {
-        loader = loader.region(Region::new(region.to_owned()));
+    if let Some(region) = &options.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(url) = &options.endpoint_url {
+        loader = loader.endpoint_url(url);
     }
     loader.load().await
 }
 
-/// Whether S3 is reached through a custom endpoint (LocalStack, MinIO, ...), which needs
-/// path-style addressing (`endpoint/bucket/key`) because bucket host names do not resolve there.
-fn s3_custom_endpoint() -> bool {
-    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
-}
-
-/// An S3 client; path-style addressing when a custom endpoint is configured.
+/// An S3 client. A custom endpoint (LocalStack, MinIO, ...) gets path-style addressing
+/// (`endpoint/bucket/key`), because bucket host names do not resolve there.
 pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let custom_endpoint = config.endpoint_url().is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|s| !s.is_empty());
     let s3_config = aws_sdk_s3::config::Builder::from(config)
-        .force_path_style(s3_custom_endpoint())
+        .force_path_style(custom_endpoint)
         .build();
     aws_sdk_s3::Client::from_conf(s3_config)
 }

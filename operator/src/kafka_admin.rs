@@ -143,6 +143,23 @@ fn kafka(operation: &'static str) -> impl FnOnce(KafkaError) -> AdminError {
     move |source| AdminError::Kafka { operation, source }
 }
 
+/// The result of a one-topic admin request; `fine` is an error code that counts as success.
+fn outcome<T, K>(
+    results: Vec<Result<T, (K, RDKafkaErrorCode)>>,
+    operation: &'static str,
+    topic: &str,
+    fine: Option<RDKafkaErrorCode>,
+) -> Result<(), AdminError> {
+    match results.into_iter().next() {
+        Some(Err((_, code))) if Some(code) != fine => Err(AdminError::Topic {
+            operation,
+            topic: topic.into(),
+            code,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Metadata requests block; run them off the async threads.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f)
@@ -261,14 +278,13 @@ impl KafkaAdmin for RdKafkaAdmin {
             .create_topics(&[new], &options())
             .await
             .map_err(kafka("create topic"))?;
-        match results.into_iter().next() {
-            Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | Some(Ok(_)) | None => Ok(()),
-            Some(Err((_, code))) => Err(AdminError::Topic {
-                operation: "create",
-                topic: topic.into(),
-                code,
-            }),
-        }
+        // A topic created meanwhile (by another attempt) is what we wanted.
+        outcome(
+            results,
+            "create",
+            topic,
+            Some(RDKafkaErrorCode::TopicAlreadyExists),
+        )
     }
 
     async fn create_partitions(&self, topic: &str, total: i32) -> Result<(), AdminError> {
@@ -278,14 +294,7 @@ impl KafkaAdmin for RdKafkaAdmin {
             .create_partitions(&[new], &options())
             .await
             .map_err(kafka("create partitions"))?;
-        match results.into_iter().next() {
-            Some(Err((_, code))) => Err(AdminError::Topic {
-                operation: "create partitions",
-                topic: topic.into(),
-                code,
-            }),
-            _ => Ok(()),
-        }
+        outcome(results, "create partitions", topic, None)
     }
 
     async fn set_dynamic_configs(
@@ -302,14 +311,7 @@ impl KafkaAdmin for RdKafkaAdmin {
             .alter_configs(&[alter], &options())
             .await
             .map_err(kafka("alter configs"))?;
-        match results.into_iter().next() {
-            Some(Err((_, code))) => Err(AdminError::Topic {
-                operation: "alter configs",
-                topic: topic.into(),
-                code,
-            }),
-            _ => Ok(()),
-        }
+        outcome(results, "alter configs", topic, None)
     }
 
     async fn delete_topic(&self, topic: &str) -> Result<(), AdminError> {
@@ -318,15 +320,11 @@ impl KafkaAdmin for RdKafkaAdmin {
             .delete_topics(&[topic], &options())
             .await
             .map_err(kafka("delete topic"))?;
-        match results.into_iter().next() {
-            Some(Err((_, RDKafkaErrorCode::UnknownTopicOrPartition))) | Some(Ok(_)) | None => {
-                Ok(())
-            }
-            Some(Err((_, code))) => Err(AdminError::Topic {
-                operation: "delete",
-                topic: topic.into(),
-                code,
-            }),
-        }
+        outcome(
+            results,
+            "delete",
+            topic,
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition),
+        )
     }
 }

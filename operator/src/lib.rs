@@ -9,6 +9,7 @@ pub mod kafka_admin;
 pub mod kafka_cluster;
 pub mod metrics;
 pub mod msk;
+pub mod reconciler;
 pub mod run;
 #[cfg(test)]
 mod test_support;

@@ -24,7 +24,7 @@ use tributary_crds::{KafkaCluster, Topic};
 
 use crate::context::Context;
 use crate::kafka_admin::{KafkaAdmins, RdKafkaAdmins};
-use crate::{kafka_cluster, topic};
+use crate::{kafka_cluster, reconciler, topic};
 
 /// How the operator runs.
 #[derive(Clone, Debug)]
@@ -225,7 +225,7 @@ async fn controllers(
             .graceful_shutdown_on(stopped(trigger.clone()))
             .run(
                 kafka_cluster::reconcile,
-                kafka_cluster::error_policy,
+                reconciler::error_policy,
                 ctx.clone(),
             )
             .for_each(|_| async {});
@@ -233,7 +233,7 @@ async fn controllers(
     }
     let topic_controller = topic_controller
         .graceful_shutdown_on(stopped(trigger.clone()))
-        .run(topic::reconcile, topic::error_policy, ctx.clone())
+        .run(topic::reconcile, reconciler::error_policy, ctx.clone())
         .for_each(|_| async {});
     futures::join!(
         topic_controller,

@@ -611,7 +611,7 @@ pub trait Fixture: Resource<DynamicType = ()> + Serialize + Sized {
     /// With `tributary.dev/paused: "true"`.
     fn paused(mut self) -> Self {
         self.annotations_mut()
-            .insert(crate::topic::PAUSED.into(), "true".into());
+            .insert(crate::reconciler::PAUSED.into(), "true".into());
         self
     }
 

@@ -7,7 +7,7 @@ pub mod connection;
 pub mod msk_plan;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -22,6 +22,7 @@ use tributary_workers::connect::KafkaConnection;
 use crate::conditions::{self, Decided, READY};
 use crate::context::Context;
 use crate::msk::{Cluster, MskError};
+use crate::reconciler::{Categorized, measured, paused};
 use msk_plan::{Listener, Step, Update};
 
 /// The finalizer that keeps an `msk` KafkaCluster until its MSK cluster is deleted or released.
@@ -49,17 +50,12 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
-impl Error {
-    /// A small fixed set, for metric labels.
-    pub fn category(&self) -> &'static str {
+impl Categorized for Error {
+    fn category(&self) -> &'static str {
         match self {
             Error::Kube(_) => "kubernetes",
             Error::Msk(_) => "aws",
-            Error::Finalizer(e) => match e.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),
-                _ => "kubernetes",
-            },
+            Error::Finalizer(e) => e.category(),
         }
     }
 }
@@ -67,14 +63,12 @@ impl Error {
 /// Reconcile one KafkaCluster.
 #[tracing::instrument(skip_all, fields(kind = KIND, namespace = %cluster.namespace().unwrap_or_default(), name = %cluster.name_any()))]
 pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let key = object_key(&cluster);
-    // Only MSK clusters hold state outside Kubernetes; an external one is never held back.
-    let result =
+    let work = async {
+        // Only MSK clusters hold state outside Kubernetes; an external one is never held back.
         if cluster.spec.msk.is_some() || cluster.finalizers().iter().any(|f| f == FINALIZER) {
             let api: Api<KafkaCluster> =
                 Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
-            finalizer(&api, FINALIZER, cluster, |event| async {
+            finalizer(&api, FINALIZER, cluster.clone(), |event| async {
                 match event {
                     Finalizer::Apply(cluster) => apply(&cluster, &ctx).await,
                     Finalizer::Cleanup(cluster) => cleanup(&cluster, &ctx).await,
@@ -84,35 +78,9 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
             .map_err(|e| Error::Finalizer(Box::new(e)))
         } else {
             apply(&cluster, &ctx).await
-        };
-    ctx.metrics.reconciled(KIND, started.elapsed());
-    if result.is_ok() {
-        ctx.succeeded(&key);
-    }
-    result
-}
-
-/// Retry a failed reconciliation with exponential backoff.
-pub fn error_policy(cluster: Arc<KafkaCluster>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failed(KIND, error.category());
-    let delay = ctx.backoff(object_key(&cluster));
-    tracing::warn!(cluster = %object_key(&cluster), %error, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
-}
-
-fn object_key(cluster: &KafkaCluster) -> String {
-    format!(
-        "KafkaCluster/{}/{}",
-        cluster.namespace().unwrap_or_default(),
-        cluster.name_any()
-    )
-}
-
-fn paused(cluster: &KafkaCluster) -> bool {
-    cluster
-        .annotations()
-        .get(crate::topic::PAUSED)
-        .is_some_and(|v| v == "true")
+        }
+    };
+    measured(cluster.as_ref(), &ctx, work).await
 }
 
 /// What a reconcile found.

@@ -5,7 +5,6 @@ pub mod plan;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
@@ -19,14 +18,13 @@ use crate::conditions::{self, Decided, READY};
 use crate::context::Context;
 use crate::kafka_admin::{AdminError, KafkaAdmin};
 use crate::kafka_cluster::connection::{self, ConnectionError};
+use crate::reconciler::{Categorized, measured, paused};
 use plan::{Desired, Plan, topic_name};
 
 /// The finalizer that keeps a Topic until its Kafka topic is released (or deleted).
 pub const FINALIZER: &str = "tributary.dev/topic";
 /// The field manager of this controller's writes.
 pub const FIELD_MANAGER: &str = "tributary-topic-controller";
-/// `tributary.dev/paused: "true"` stops reconciliation of an object.
-pub const PAUSED: &str = "tributary.dev/paused";
 
 const KIND: &str = "Topic";
 const CLUSTER_NOT_FOUND: &str = "ClusterNotFound";
@@ -48,17 +46,12 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
-impl Error {
-    /// A small fixed set, for metric labels.
-    pub fn category(&self) -> &'static str {
+impl Categorized for Error {
+    fn category(&self) -> &'static str {
         match self {
             Error::Kafka(_) | Error::ClusterUnavailable(_) => "kafka",
             Error::Kube(_) => "kubernetes",
-            Error::Finalizer(e) => match e.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),
-                _ => "kubernetes",
-            },
+            Error::Finalizer(e) => e.category(),
         }
     }
 }
@@ -67,46 +60,21 @@ impl Error {
 pub async fn reconcile(topic: Arc<Topic>, ctx: Arc<Context>) -> Result<Action, Error> {
     // A paused Topic is left alone entirely (no finalizer either), unless it is being deleted:
     // then cleanup releases it without touching Kafka.
-    if paused(&topic) && topic.meta().deletion_timestamp.is_none() {
+    if paused(topic.as_ref()) && topic.meta().deletion_timestamp.is_none() {
         return Ok(Action::await_change());
     }
-    let started = Instant::now();
-    let key = object_key(&topic);
     let api: Api<Topic> =
         Api::namespaced(ctx.client.clone(), &topic.namespace().unwrap_or_default());
-    let result = finalizer(&api, FINALIZER, topic, |event| async {
+    let work = finalizer(&api, FINALIZER, topic.clone(), |event| async {
         match event {
             Finalizer::Apply(topic) => apply(&topic, &ctx).await,
             Finalizer::Cleanup(topic) => cleanup(&topic, &ctx).await,
         }
+    });
+    measured(topic.as_ref(), &ctx, async {
+        work.await.map_err(|e| Error::Finalizer(Box::new(e)))
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    ctx.metrics.reconciled(KIND, started.elapsed());
-    if result.is_ok() {
-        ctx.succeeded(&key);
-    }
-    result
-}
-
-/// Retry a failed reconciliation with exponential backoff.
-pub fn error_policy(topic: Arc<Topic>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failed(KIND, error.category());
-    let delay = ctx.backoff(object_key(&topic));
-    tracing::warn!(topic = %object_key(&topic), %error, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
-}
-
-fn object_key(topic: &Topic) -> String {
-    format!(
-        "Topic/{}/{}",
-        topic.namespace().unwrap_or_default(),
-        topic.name_any()
-    )
-}
-
-fn paused(topic: &Topic) -> bool {
-    topic.annotations().get(PAUSED).is_some_and(|v| v == "true")
 }
 
 /// The outcome that decides the status.

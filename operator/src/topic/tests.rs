@@ -1,6 +1,7 @@
 //! Every branch of the Topic reconcile against a mock API server: the exact API calls it makes
 //! (finalizer, cluster lookup, Events, status apply) and what it does to Kafka.
 
+use crate::reconciler::Categorized;
 use std::sync::Arc;
 use std::time::Duration;
 

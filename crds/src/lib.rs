@@ -7,6 +7,7 @@
 
 pub mod batch_job;
 pub mod common;
+pub mod duration;
 pub mod kafka_cluster;
 pub mod manifest;
 pub mod messages;

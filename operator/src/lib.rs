@@ -2,6 +2,7 @@
 //! leader election. A controller's `reconcile` is short: validate (pure), dereference, plan
 //! (pure), apply through the traits in [`context::Context`], and status from what was observed.
 
+pub mod batch_job;
 pub mod conditions;
 pub mod context;
 pub mod crds;

@@ -2,3 +2,4 @@
 //! the workers and the tests reach Kafka and AWS the same way.
 
 pub mod connect;
+pub mod sink;

@@ -3,34 +3,14 @@
 
 use std::time::Duration;
 
-use aws_sdk_kafka::types::{BrokerNodeGroupInfo, ClusterState, ProvisionedRequest};
-use tributary_tests::{aws_config, stack_env, unique_name};
+use aws_sdk_kafka::types::ClusterState;
+use tributary_tests::{aws_config, create_msk_cluster, stack_env, unique_name};
 
 #[tokio::test]
 async fn create_wait_active_bootstrap_delete() {
     let msk = tributary_workers::connect::msk(&aws_config().await);
     let name = unique_name("smoke");
-    let created = msk
-        .create_cluster_v2()
-        .cluster_name(&name)
-        .provisioned(
-            ProvisionedRequest::builder()
-                .kafka_version("3.6.0")
-                .number_of_broker_nodes(2)
-                .broker_node_group_info(
-                    BrokerNodeGroupInfo::builder()
-                        .instance_type("kafka.m5.large")
-                        .client_subnets("subnet-a")
-                        .client_subnets("subnet-b")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("create cluster");
-    let arn = created.cluster_arn().expect("an ARN").to_owned();
-    assert_eq!(created.state(), Some(&ClusterState::Creating));
+    let arn = create_msk_cluster(&msk, &name).await;
 
     let mut state = None;
     for _ in 0..120 {

@@ -10,14 +10,13 @@
 
 use std::time::Duration;
 
-use aws_sdk_kafka::types::{BrokerNodeGroupInfo, ClusterState, ProvisionedRequest};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tributary_crds::KafkaCluster;
 use tributary_tests::{
-    aws_config, eventually, kube_client, stack_env, start_operator, unique_name,
+    aws_config, create_msk_cluster, eventually, kube_client, stack_env, start_operator, unique_name,
 };
 
 /// Seconds to wait for the operator: MSK's 3 s to ACTIVE plus the operator's 10 s polls.
@@ -251,27 +250,7 @@ async fn adopts_a_cluster_by_arn_and_retains_it() {
     let msk = tributary_workers::connect::msk(&aws_config().await);
     let client = kube_client().await;
     let namespace = unique_name("msk-adopt");
-    let created = msk
-        .create_cluster_v2()
-        .cluster_name(unique_name("existing"))
-        .provisioned(
-            ProvisionedRequest::builder()
-                .kafka_version("3.6.0")
-                .number_of_broker_nodes(2)
-                .broker_node_group_info(
-                    BrokerNodeGroupInfo::builder()
-                        .instance_type("kafka.m5.large")
-                        .client_subnets("subnet-a")
-                        .client_subnets("subnet-b")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("an existing cluster");
-    let arn = created.cluster_arn().expect("an ARN").to_owned();
-    assert_eq!(created.state(), Some(&ClusterState::Creating));
+    let arn = create_msk_cluster(&msk, &unique_name("existing")).await;
 
     let operator = start_operator(&client, &namespace, RESYNC).await;
     let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), &namespace);

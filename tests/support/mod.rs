@@ -145,3 +145,28 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }
+
+/// Create a two-broker provisioned MSK cluster `name` directly through the SDK (not through
+/// the operator); returns its ARN after checking MSK reports it CREATING.
+pub async fn create_msk_cluster(msk: &aws_sdk_kafka::Client, name: &str) -> String {
+    use aws_sdk_kafka::types::{BrokerNodeGroupInfo, ClusterState, ProvisionedRequest};
+    let nodes = BrokerNodeGroupInfo::builder()
+        .instance_type("kafka.m5.large")
+        .client_subnets("subnet-a")
+        .client_subnets("subnet-b")
+        .build();
+    let provisioned = ProvisionedRequest::builder()
+        .kafka_version("3.6.0")
+        .number_of_broker_nodes(2)
+        .broker_node_group_info(nodes)
+        .build();
+    let created = msk
+        .create_cluster_v2()
+        .cluster_name(name)
+        .provisioned(provisioned)
+        .send()
+        .await
+        .expect("an MSK cluster created");
+    assert_eq!(created.state(), Some(&ClusterState::Creating));
+    created.cluster_arn().expect("an ARN").to_owned()
+}

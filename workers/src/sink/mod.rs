@@ -8,6 +8,7 @@
 //! encodes JSON-lines objects, uploads them (multipart above a threshold) and lists a prefix.
 
 pub mod batch;
+pub mod config;
 pub mod keys;
 pub mod store;
 pub mod template;

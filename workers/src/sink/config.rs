@@ -1,0 +1,183 @@
+//! The sink worker's configuration: what the operator resolves from a `Sink`, its `Topic` and
+//! the `KafkaCluster` behind it, and hands to every worker pod as one JSON document (a
+//! ConfigMap key, passed in the `TRIBUTARY_SINK_CONFIG` environment variable).
+//!
+//! Secrets never appear in it: the SASL password (and user name) and the brokers' CA bundle
+//! come from Secrets through the environment variables named by [`ENV_SASL_USERNAME`],
+//! [`ENV_SASL_PASSWORD`] and [`ENV_KAFKA_CA_PEM`], which the Deployment fills with
+//! `secretKeyRef`s. AWS credentials come from the SDK's chain (IRSA in a cluster).
+
+use serde::{Deserialize, Serialize};
+use tributary_crds::kafka_cluster::SaslMechanism;
+use tributary_crds::sink::{
+    SinkBatch, SinkDestination, SinkErrors, SinkFormat, SinkPartitioning, StartPosition,
+};
+
+use crate::connect::{KafkaConnection, SaslCredentials};
+
+/// The environment variable holding the configuration document.
+pub const ENV_CONFIG: &str = "TRIBUTARY_SINK_CONFIG";
+/// The environment variable holding the SASL user name.
+pub const ENV_SASL_USERNAME: &str = "TRIBUTARY_KAFKA_SASL_USERNAME";
+/// The environment variable holding the SASL password.
+pub const ENV_SASL_PASSWORD: &str = "TRIBUTARY_KAFKA_SASL_PASSWORD";
+/// The environment variable holding the PEM bundle of the brokers' CA.
+pub const ENV_KAFKA_CA_PEM: &str = "TRIBUTARY_KAFKA_CA_PEM";
+
+/// Everything a sink worker needs besides secrets.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SinkWorkerConfig {
+    /// `namespace/name` of the Sink, for logs and metric labels.
+    pub sink: String,
+    /// The Kafka topic (its name in Kafka, `Topic.spec.topicName` or the object's name).
+    pub topic: String,
+    /// The consumer group whose committed offsets are the sink's position.
+    pub consumer_group: String,
+    /// Where a partition without a committed offset or an object starts.
+    #[serde(default)]
+    pub start_from: StartPosition,
+    /// How to reach the brokers.
+    pub kafka: KafkaEndpoint,
+    /// Where the objects go.
+    pub destination: SinkDestination,
+    /// Object format.
+    #[serde(default)]
+    pub format: SinkFormat,
+    /// Flush triggers.
+    #[serde(default)]
+    pub batch: SinkBatch,
+    /// Object paths.
+    #[serde(default)]
+    pub partitioning: SinkPartitioning,
+    /// Dead-letter key prefix inside the destination's bucket or directory, resolved (the
+    /// default is `<destination prefix>/_dead_letter`).
+    pub dead_letter_prefix: String,
+    /// What a bad record does.
+    #[serde(default)]
+    pub errors: SinkErrors,
+}
+
+/// The brokers of the Sink's KafkaCluster, without secrets.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KafkaEndpoint {
+    /// `host:port` list, comma-separated.
+    pub bootstrap_servers: String,
+    /// Connect with TLS. The CA bundle, if not the system's roots, is in
+    /// [`ENV_KAFKA_CA_PEM`].
+    #[serde(default)]
+    pub tls: bool,
+    /// SASL mechanism; the credentials are in [`ENV_SASL_USERNAME`] and [`ENV_SASL_PASSWORD`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sasl_mechanism: Option<SaslMechanism>,
+}
+
+/// Why the configuration cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The document is not valid.
+    #[error("the sink configuration is not valid: {0}")]
+    Parse(#[from] serde_json::Error),
+    /// The environment variable with the document is missing.
+    #[error("{ENV_CONFIG} is not set: the worker needs its configuration document")]
+    Missing,
+    /// A secret the configuration needs is not in the environment.
+    #[error("{0} is not set, but the Kafka connection needs it")]
+    MissingSecret(&'static str),
+}
+
+impl SinkWorkerConfig {
+    /// Parse a configuration document.
+    pub fn from_json(json: &str) -> Result<Self, ConfigError> {
+        Ok(serde_json::from_str(json)?)
+    }
+
+    /// The document, as the operator writes it into the ConfigMap.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a configuration always serializes")
+    }
+
+    /// The Kafka connection, with secrets from `env`.
+    pub fn kafka_connection(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<KafkaConnection, ConfigError> {
+        let tls = self.kafka.tls.then(|| env(ENV_KAFKA_CA_PEM));
+        let sasl = match self.kafka.sasl_mechanism {
+            None => None,
+            Some(mechanism) => {
+                let secret = |name| env(name).ok_or(ConfigError::MissingSecret(name));
+                let (username, password) = if mechanism == SaslMechanism::AwsMskIam {
+                    (String::new(), String::new())
+                } else {
+                    (secret(ENV_SASL_USERNAME)?, secret(ENV_SASL_PASSWORD)?)
+                };
+                Some(SaslCredentials {
+                    mechanism,
+                    username,
+                    password,
+                })
+            }
+        };
+        Ok(KafkaConnection {
+            bootstrap_servers: self.kafka.bootstrap_servers.clone(),
+            tls,
+            sasl,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> &'static str {
+        r#"{
+            "sink": "ns/raw",
+            "topic": "pin",
+            "consumerGroup": "tributary-ns-raw",
+            "kafka": {"bootstrapServers": "b:9092"},
+            "destination": {"url": "s3://lake/raw", "multipartThresholdBytes": 16777216},
+            "deadLetterPrefix": "raw/_dead_letter"
+        }"#
+    }
+
+    #[test]
+    fn defaults_fill_what_a_minimal_document_leaves_out() {
+        let config = SinkWorkerConfig::from_json(minimal()).unwrap();
+        assert_eq!(config.batch, SinkBatch::default());
+        assert_eq!(config.start_from, StartPosition::Earliest);
+        let round_trip = SinkWorkerConfig::from_json(&config.to_json()).unwrap();
+        assert_eq!(round_trip, config);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let json = minimal().replace("\"sink\"", "\"sinkk\": 1, \"sink\"");
+        let error = SinkWorkerConfig::from_json(&json).unwrap_err().to_string();
+        assert!(error.contains("sinkk"), "{error}");
+    }
+
+    #[test]
+    fn sasl_secrets_come_from_the_environment() {
+        let mut config = SinkWorkerConfig::from_json(minimal()).unwrap();
+        config.kafka.tls = true;
+        config.kafka.sasl_mechanism = Some(SaslMechanism::ScramSha512);
+        let missing = config.kafka_connection(|_| None).unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "TRIBUTARY_KAFKA_SASL_USERNAME is not set, but the Kafka connection needs it"
+        );
+        let connection = config
+            .kafka_connection(|name| Some(format!("value of {name}")))
+            .unwrap();
+        let sasl = connection.sasl.unwrap();
+        assert_eq!(sasl.password, "value of TRIBUTARY_KAFKA_SASL_PASSWORD");
+        assert_eq!(
+            connection.tls,
+            Some(Some("value of TRIBUTARY_KAFKA_CA_PEM".into()))
+        );
+        assert!(!config.to_json().contains("value of"));
+    }
+}

@@ -2,7 +2,6 @@
 //! holder reconciles, and when it is killed (no chance to release the Lease) the other takes
 //! over within the Lease duration.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,25 +10,9 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 use tributary_crds::KafkaCluster;
-use tributary_tests::{eventually, kube_client, stack_env, unique_name};
+use tributary_tests::{eventually, kube_client, stack_env, tributary_binary, unique_name};
 
 const LEASE_SECONDS: u64 = 6;
-
-/// The `tributary` binary next to the test executables (scripts/test.sh builds it first).
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's path");
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>")
-        .join("tributary");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build -p tributary` first",
-        path.display()
-    );
-    path
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -47,7 +30,7 @@ struct Replica {
 impl Replica {
     fn start(namespace: &str, identity: &str) -> Self {
         let port = free_port();
-        let child = Command::new(binary())
+        let child = Command::new(tributary_binary())
             .args([
                 "operator",
                 "--namespace",

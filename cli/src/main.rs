@@ -29,6 +29,9 @@ enum Command {
     },
     /// Run the operator: the controllers for every Tributary kind, with leader election.
     Operator(OperatorArgs),
+    /// Run a data-plane worker (what the operator's Deployments run).
+    #[command(subcommand)]
+    Worker(WorkerCommand),
     /// Check manifests as the API server would (schema and CEL rules), without a cluster.
     /// Objects of other API groups are skipped. Exits non-zero if any object is invalid.
     Validate {
@@ -36,6 +39,27 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum WorkerCommand {
+    /// Copy a Kafka topic into S3 or a directory, exactly once per record. The configuration
+    /// is the JSON document the operator writes for a Sink, in `TRIBUTARY_SINK_CONFIG`.
+    Sink(SinkArgs),
+}
+
+/// Flags of `tributary worker sink`.
+#[derive(clap::Args)]
+struct SinkArgs {
+    /// Read the configuration document from this file instead of `TRIBUTARY_SINK_CONFIG`.
+    #[arg(long)]
+    config_file: Option<PathBuf>,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "TRIBUTARY_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: std::net::SocketAddr,
+    /// Log as JSON lines (for log collectors) instead of text.
+    #[arg(long, env = "TRIBUTARY_LOG_JSON")]
+    log_json: bool,
 }
 
 /// Flags of `tributary operator`; each can also come from the environment.
@@ -80,12 +104,21 @@ struct OperatorArgs {
     /// Log as JSON lines (for log collectors) instead of text.
     #[arg(long, env = "TRIBUTARY_LOG_JSON")]
     log_json: bool,
+    /// The container image of the worker pods: the operator's own image. Sinks need it.
+    #[arg(long, env = "TRIBUTARY_IMAGE")]
+    image: Option<String>,
+    /// Service account of the worker pods (for IRSA). Default: the namespace's default one.
+    #[arg(long, env = "TRIBUTARY_WORKER_SERVICE_ACCOUNT")]
+    worker_service_account: Option<String>,
 }
 
 fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_lease_manager=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init()
     } else {
@@ -112,12 +145,61 @@ async fn operator(args: OperatorArgs) -> anyhow::Result<()> {
             region: args.aws_region,
             endpoint_url: args.aws_endpoint_url,
         },
+        workers: tributary_operator::context::Workers {
+            image: args.image,
+            service_account: args.worker_service_account,
+        },
     };
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes configuration: set KUBECONFIG or run in a cluster")?;
     tributary_operator::run::run(client, config, shutdown_signal()).await?;
     Ok(())
+}
+
+async fn sink_worker(args: SinkArgs) -> anyhow::Result<()> {
+    use tributary_workers::sink::config::{ConfigError, ENV_CONFIG, SinkWorkerConfig};
+    use tributary_workers::sink::metrics::SinkMetrics;
+    use tributary_workers::sink::worker::Sink;
+
+    init_tracing(args.log_json);
+    let json = match &args.config_file {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        None => std::env::var(ENV_CONFIG).map_err(|_| ConfigError::Missing)?,
+    };
+    let config = SinkWorkerConfig::from_json(&json)?;
+    let metrics = std::sync::Arc::new(SinkMetrics::default());
+    let sink = Sink::new(config, metrics.clone())?;
+    let listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("listening on {}", args.http_addr))?;
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(tributary_workers::http::serve(
+        listener,
+        std::sync::Arc::new(move || metrics.encode()),
+        async move {
+            let _ = http_stopped.await;
+        },
+    ));
+    let result = sink
+        .run(|name| std::env::var(name).ok(), shutdown_signal())
+        .await;
+    let _ = stop_http.send(());
+    let _ = http.await;
+    result?;
+    Ok(())
+}
+
+/// Where Kubernetes reads a container's last words for `kubectl describe pod`.
+const TERMINATION_LOG: &str = "/dev/termination-log";
+
+/// Leave `error` as the termination message when running in a pod.
+fn report_termination(error: &anyhow::Error) {
+    if Path::new(TERMINATION_LOG).exists() {
+        let _ = std::fs::write(TERMINATION_LOG, format!("{error:#}"));
+    }
 }
 
 /// SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
@@ -134,6 +216,13 @@ fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Operator(args) => {
             tokio::runtime::Runtime::new()?.block_on(operator(args))?;
+        }
+        Command::Worker(WorkerCommand::Sink(args)) => {
+            let result = tokio::runtime::Runtime::new()?.block_on(sink_worker(args));
+            if let Err(error) = &result {
+                report_termination(error);
+            }
+            result?;
         }
         Command::Crds { dir: None } => {
             std::io::stdout().write_all(tributary_crds::crds_yaml().as_bytes())?;

@@ -9,9 +9,22 @@ use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use tributary_crds::Topic;
 
+use tributary_workers::connect::AwsOptions;
+
+use crate::buckets::{Buckets, S3Buckets};
 use crate::kafka_admin::KafkaAdmins;
 use crate::metrics::Metrics;
 use crate::msk::{AwsMsk, Msk};
+
+/// How the operator runs worker pods (the Sinks' Deployments).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Workers {
+    /// The container image of the workers: the operator's own (`--image`). Without it no
+    /// worker can be started.
+    pub image: Option<String>,
+    /// The service account of the worker pods (for IRSA); `None`: the namespace's default.
+    pub service_account: Option<String>,
+}
 
 /// The controllers' shared handles.
 pub struct Context {
@@ -25,6 +38,12 @@ pub struct Context {
     pub kafka: Arc<dyn KafkaAdmins>,
     /// The Amazon MSK control plane.
     pub msk: Arc<dyn Msk>,
+    /// S3 buckets (the Sinks' destinations).
+    pub buckets: Arc<dyn Buckets>,
+    /// How worker pods are run.
+    pub workers: Workers,
+    /// The operator's AWS region and endpoint overrides, which the workers get too.
+    pub aws: AwsOptions,
     /// Every Topic the operator sees (for conflicts between Topics of one Kafka topic).
     pub topics: Store<Topic>,
     /// How often objects are re-checked against the outside world (drift detection).
@@ -52,6 +71,9 @@ impl Context {
             // Clients are built on first use: a context that never provisions MSK never
             // touches AWS.
             msk: Arc::new(AwsMsk::default()),
+            buckets: Arc::new(S3Buckets::default()),
+            workers: Workers::default(),
+            aws: AwsOptions::default(),
             topics,
             resync,
             failures: Mutex::new(HashMap::new()),
@@ -61,6 +83,19 @@ impl Context {
     /// Use `msk` instead of the real MSK API (tests).
     pub fn with_msk(mut self, msk: Arc<dyn Msk>) -> Self {
         self.msk = msk;
+        self
+    }
+
+    /// Use `buckets` instead of the real S3 API (tests).
+    pub fn with_buckets(mut self, buckets: Arc<dyn Buckets>) -> Self {
+        self.buckets = buckets;
+        self
+    }
+
+    /// Run worker pods as `workers` says, with the operator's `aws` settings.
+    pub fn with_workers(mut self, workers: Workers, aws: AwsOptions) -> Self {
+        self.workers = workers;
+        self.aws = aws;
         self
     }
 

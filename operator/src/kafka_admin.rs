@@ -6,12 +6,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use k8s_openapi::jiff::Timestamp;
 use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, ConfigSource, NewPartitions, NewTopic,
     ResourceSpecifier, TopicReplication,
 };
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tributary_workers::connect::{ConnectError, KafkaConnection};
 
 /// What went wrong talking to Kafka.
@@ -39,6 +42,16 @@ pub enum AdminError {
         /// The broker's error code.
         code: RDKafkaErrorCode,
     },
+    /// An answer for a consumer group carried an error code.
+    #[error("{operation} {group}: {code}")]
+    Group {
+        /// What we tried.
+        operation: &'static str,
+        /// The consumer group.
+        group: String,
+        /// The broker's error code.
+        code: RDKafkaErrorCode,
+    },
 }
 
 /// A topic as Kafka has it.
@@ -59,6 +72,77 @@ pub struct ConfigValue {
     pub value: Option<String>,
     /// Set on the topic itself rather than inherited from the broker or the default.
     pub dynamic: bool,
+}
+
+/// A consumer group's position on one topic: how far behind the end of each partition it is,
+/// and when it last committed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupLag {
+    /// Every partition of the topic, by partition number.
+    pub partitions: Vec<PartitionLag>,
+    /// Records not yet consumed, over all partitions.
+    pub total_lag: i64,
+    /// The newest commit time the group recorded in its commit metadata (RFC 3339), if any
+    /// commit carries a readable one.
+    pub last_commit_time: Option<Timestamp>,
+}
+
+/// One partition of a [`GroupLag`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// The partition.
+    pub partition: i32,
+    /// The offset of the oldest record Kafka still has.
+    pub low: i64,
+    /// The offset the next record will get.
+    pub high: i64,
+    /// The group's committed offset (the next record it will read), if it committed one.
+    pub committed: Option<i64>,
+    /// Records between the group's position and the end; a partition without a commit counts
+    /// from its oldest record.
+    pub lag: i64,
+}
+
+/// What Kafka reports for one partition: its watermarks and the group's commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    /// The partition.
+    pub partition: i32,
+    /// The low watermark.
+    pub low: i64,
+    /// The high watermark.
+    pub high: i64,
+    /// The committed offset and its metadata, if the group committed one.
+    pub committed: Option<(i64, String)>,
+}
+
+impl GroupLag {
+    /// The lag of each partition and the newest commit time, from what Kafka reports. Commit
+    /// metadata that is empty or not an RFC 3339 time is ignored.
+    pub fn from_offsets(offsets: impl IntoIterator<Item = PartitionOffsets>) -> Self {
+        let mut lag = GroupLag::default();
+        for offsets in offsets {
+            let committed = offsets.committed.as_ref().map(|(offset, _)| *offset);
+            // Records below the low watermark are gone: a group behind it resumes at it.
+            let position = committed.unwrap_or(offsets.low).max(offsets.low);
+            let partition_lag = (offsets.high - position).max(0);
+            let time = offsets
+                .committed
+                .as_ref()
+                .and_then(|(_, metadata)| metadata.trim().parse::<Timestamp>().ok());
+            lag.last_commit_time = lag.last_commit_time.max(time);
+            lag.total_lag += partition_lag;
+            lag.partitions.push(PartitionLag {
+                partition: offsets.partition,
+                low: offsets.low,
+                high: offsets.high,
+                committed,
+                lag: partition_lag,
+            });
+        }
+        lag.partitions.sort_by_key(|p| p.partition);
+        lag
+    }
 }
 
 /// The administrative operations the controllers need.
@@ -86,6 +170,11 @@ pub trait KafkaAdmin: Send + Sync {
     ) -> Result<(), AdminError>;
     /// Delete a topic; a topic that does not exist counts as deleted.
     async fn delete_topic(&self, topic: &str) -> Result<(), AdminError>;
+    /// How far `group` is behind on `topic`, from its committed offsets and the watermarks.
+    async fn group_lag(&self, group: &str, topic: &str) -> Result<GroupLag, AdminError>;
+    /// Delete a consumer group; a group that does not exist counts as deleted. Kafka refuses
+    /// to delete a group with members (`NonEmptyGroup`).
+    async fn delete_group(&self, group: &str) -> Result<(), AdminError>;
 }
 
 /// Hands out admin clients per cluster connection.
@@ -107,28 +196,31 @@ impl KafkaAdmins for RdKafkaAdmins {
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
-        let client: AdminClient<DefaultClientContext> = connection
-            .client_config()?
+        let mut config = connection.client_config()?;
+        config
             .set("client.id", "tributary-operator")
             // librdkafka lets producer-type handles (an admin client is one) ask the broker to
             // create a topic a metadata request names; a describe must never create a topic.
-            .set("allow.auto.create.topics", "false")
-            .create()
-            .map_err(|source| AdminError::Kafka {
+            .set("allow.auto.create.topics", "false");
+        let client: AdminClient<DefaultClientContext> =
+            config.create().map_err(|source| AdminError::Kafka {
                 operation: "create admin client",
                 source,
             })?;
         let admin = Arc::new(RdKafkaAdmin {
             client: Arc::new(client),
+            config,
         });
         clients.insert(key, admin.clone());
         Ok(admin)
     }
 }
 
-/// One rdkafka admin client.
+/// One rdkafka admin client, and the configuration it was made from (for the short-lived
+/// consumers that read a group's committed offsets).
 pub struct RdKafkaAdmin {
     client: Arc<AdminClient<DefaultClientContext>>,
+    config: ClientConfig,
 }
 
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -326,5 +418,150 @@ impl KafkaAdmin for RdKafkaAdmin {
             topic,
             Some(RDKafkaErrorCode::UnknownTopicOrPartition),
         )
+    }
+
+    async fn group_lag(&self, group: &str, topic: &str) -> Result<GroupLag, AdminError> {
+        let mut config = self.config.clone();
+        // A consumer that never subscribes never joins the group: it only asks the group's
+        // coordinator for the committed offsets, and commits nothing.
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false");
+        let topic = topic.to_owned();
+        let offsets = blocking(move || group_offsets(&config, &topic)).await?;
+        Ok(GroupLag::from_offsets(offsets))
+    }
+
+    async fn delete_group(&self, group: &str) -> Result<(), AdminError> {
+        let results = self
+            .client
+            .delete_groups(&[group], &options())
+            .await
+            .map_err(kafka("delete group"))?;
+        match results.into_iter().next() {
+            Some(Err((_, code))) if code != RDKafkaErrorCode::GroupIdNotFound => {
+                Err(AdminError::Group {
+                    operation: "delete group",
+                    group: group.into(),
+                    code,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The watermarks of every partition of `topic` and the commits of the consumer `config`
+/// names (blocking calls).
+fn group_offsets(config: &ClientConfig, topic: &str) -> Result<Vec<PartitionOffsets>, AdminError> {
+    let missing = |code| AdminError::Topic {
+        operation: "group lag",
+        topic: topic.into(),
+        code,
+    };
+    let consumer: BaseConsumer = config.create().map_err(kafka("create consumer"))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), TIMEOUT)
+        .map_err(kafka("metadata"))?;
+    let partitions: Vec<i32> = match metadata.topics().iter().find(|t| t.name() == topic) {
+        Some(t) => match t.error() {
+            Some(code) => return Err(missing(code.into())),
+            None => t.partitions().iter().map(|p| p.id()).collect(),
+        },
+        None => Vec::new(),
+    };
+    drop(metadata);
+    if partitions.is_empty() {
+        return Err(missing(RDKafkaErrorCode::UnknownTopicOrPartition));
+    }
+    let mut wanted = TopicPartitionList::new();
+    for &partition in &partitions {
+        wanted.add_partition(topic, partition);
+    }
+    let committed = consumer
+        .committed_offsets(wanted, TIMEOUT)
+        .map_err(kafka("committed offsets"))?;
+    partitions
+        .into_iter()
+        .map(|partition| {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, partition, TIMEOUT)
+                .map_err(kafka("watermarks"))?;
+            let committed = committed
+                .find_partition(topic, partition)
+                .and_then(|element| match element.offset() {
+                    Offset::Offset(offset) => Some((offset, commit_metadata(&element))),
+                    _ => None,
+                });
+            Ok(PartitionOffsets {
+                partition,
+                low,
+                high,
+                committed,
+            })
+        })
+        .collect()
+}
+
+/// A commit's metadata; empty when it is not UTF-8 (rdkafka panics on that rather than
+/// returning an error, and a stranger's commit must not take the operator down).
+fn commit_metadata(element: &rdkafka::topic_partition_list::TopicPartitionListElem<'_>) -> String {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        element.metadata().to_owned()
+    }))
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offsets(
+        partition: i32,
+        low: i64,
+        high: i64,
+        committed: Option<(i64, &str)>,
+    ) -> PartitionOffsets {
+        PartitionOffsets {
+            partition,
+            low,
+            high,
+            committed: committed.map(|(offset, metadata)| (offset, metadata.to_owned())),
+        }
+    }
+
+    #[test]
+    fn lag_counts_from_the_commit_or_the_oldest_record() {
+        let lag = GroupLag::from_offsets([
+            offsets(2, 0, 100, Some((40, "2026-11-28T21:04:05.123Z"))),
+            // No commit: everything Kafka still has.
+            offsets(0, 10, 25, None),
+            // A commit below the low watermark: those records are gone.
+            offsets(1, 50, 60, Some((5, "2026-11-28T21:09:00Z"))),
+        ]);
+        assert_eq!(lag.total_lag, 60 + 15 + 10);
+        let partitions: Vec<(i32, Option<i64>, i64)> = lag
+            .partitions
+            .iter()
+            .map(|p| (p.partition, p.committed, p.lag))
+            .collect();
+        assert_eq!(
+            partitions,
+            [(0, None, 15), (1, Some(5), 10), (2, Some(40), 60)]
+        );
+        assert_eq!(
+            lag.last_commit_time,
+            Some("2026-11-28T21:09:00Z".parse().unwrap()),
+            "the newest commit"
+        );
+    }
+
+    #[test]
+    fn unreadable_commit_metadata_gives_no_time() {
+        let lag = GroupLag::from_offsets([
+            offsets(0, 0, 10, Some((10, ""))),
+            offsets(1, 0, 10, Some((10, "flushed yesterday"))),
+        ]);
+        assert_eq!((lag.total_lag, lag.last_commit_time), (0, None));
     }
 }

@@ -3,6 +3,7 @@
 //! (pure), apply through the traits in [`context::Context`], and status from what was observed.
 
 pub mod batch_job;
+pub mod buckets;
 pub mod conditions;
 pub mod context;
 pub mod crds;
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod msk;
 pub mod reconciler;
 pub mod run;
+pub mod sink;
 #[cfg(test)]
 mod test_support;
 pub mod topic;

@@ -12,19 +12,22 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::{Resource, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
-use tributary_crds::{KafkaCluster, Topic};
+use tributary_crds::{KafkaCluster, Sink, Topic};
 
-use crate::context::Context;
+use crate::context::{Context, Workers};
 use crate::kafka_admin::{KafkaAdmins, RdKafkaAdmins};
-use crate::{kafka_cluster, reconciler, topic};
+use crate::{kafka_cluster, reconciler, sink, topic};
 
 /// How the operator runs.
 #[derive(Clone, Debug)]
@@ -47,6 +50,9 @@ pub struct Config {
     pub lease_duration: Duration,
     /// AWS region and endpoint overrides (otherwise the SDK's default chain).
     pub aws: tributary_workers::connect::AwsOptions,
+    /// How worker pods are run (image, service account); without an image Sinks report
+    /// `NoWorkerImage`.
+    pub workers: Workers,
 }
 
 /// The operator could not run.
@@ -101,8 +107,12 @@ pub async fn run(
     let (topic_store, topic_writer) = reflector::store::<Topic>();
     let admins: Arc<dyn KafkaAdmins> = Arc::new(RdKafkaAdmins::default());
     let msk = Arc::new(crate::msk::AwsMsk::new(config.aws.clone()));
+    let buckets = Arc::new(crate::buckets::S3Buckets::new(config.aws.clone()));
     let ctx = Arc::new(
-        Context::new(client.clone(), admins, topic_store.clone(), config.resync).with_msk(msk),
+        Context::new(client.clone(), admins, topic_store.clone(), config.resync)
+            .with_msk(msk)
+            .with_buckets(buckets)
+            .with_workers(config.workers.clone(), config.aws.clone()),
     );
     let health = Arc::new(Health {
         ready: AtomicBool::new(false),
@@ -169,7 +179,8 @@ pub async fn run(
     Ok(())
 }
 
-/// Run one KafkaCluster and one Topic controller per watched namespace (or for all).
+/// One KafkaCluster controller per watched namespace (or for all), and one Topic and one Sink
+/// controller over every watched namespace.
 async fn controllers(
     client: &kube::Client,
     config: &Config,
@@ -235,11 +246,90 @@ async fn controllers(
         .graceful_shutdown_on(stopped(trigger.clone()))
         .run(topic::reconcile, reconciler::error_policy, ctx.clone())
         .for_each(|_| async {});
+    let sink_controller = sink_controller(client, &scopes, &ctx)
+        .graceful_shutdown_on(stopped(trigger.clone()))
+        .run(sink::reconcile, reconciler::error_policy, ctx.clone())
+        .for_each(|_| async {});
     futures::join!(
         topic_controller,
+        sink_controller,
         futures::future::join_all(cluster_controllers)
     );
     tracing::info!("controllers stopped");
+}
+
+/// The API of `K` in one watched scope (`None`: all namespaces).
+fn scoped<K>(client: &kube::Client, namespace: &Option<String>) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        None => Api::all(client.clone()),
+        Some(ns) => Api::namespaced(client.clone(), ns),
+    }
+}
+
+/// The Sink controller over every scope: its children (Deployments and ConfigMaps, found by
+/// their labels) and the Topics and KafkaClusters its Sinks read re-reconcile a Sink.
+fn sink_controller(
+    client: &kube::Client,
+    scopes: &[Option<String>],
+    ctx: &Arc<Context>,
+) -> Controller<Sink> {
+    let (store, writer) = reflector::store::<Sink>();
+    let streams = scopes
+        .iter()
+        .map(|ns| watcher(scoped::<Sink>(client, ns), watcher::Config::default()).boxed());
+    let sinks = reflector(
+        writer,
+        futures::stream::select_all(streams).modify(|s| s.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let mut controller = Controller::for_stream(sinks, store.clone());
+    let children = watcher::Config::default().labels(sink::build::CHILDREN);
+    for ns in scopes {
+        let (reading_topic, topics, reading_cluster) =
+            (store.clone(), ctx.topics.clone(), store.clone());
+        controller = controller
+            .owns(scoped::<Deployment>(client, ns), children.clone())
+            .owns(scoped::<ConfigMap>(client, ns), children.clone())
+            .watches(
+                scoped::<Topic>(client, ns),
+                watcher::Config::default(),
+                move |topic| {
+                    let key = Some((topic.namespace().unwrap_or_default(), topic.name_any()));
+                    reading_topic
+                        .state()
+                        .into_iter()
+                        .filter(|s| sink::topic_key(s) == key)
+                        .map(|s| ObjectRef::from_obj(&*s))
+                        .collect::<Vec<_>>()
+                },
+            )
+            .watches(
+                scoped::<KafkaCluster>(client, ns),
+                watcher::Config::default(),
+                move |cluster| {
+                    let key = (cluster.namespace().unwrap_or_default(), cluster.name_any());
+                    let on_cluster: Vec<(String, String)> = topics
+                        .state()
+                        .into_iter()
+                        .filter(|t| {
+                            topic::cluster_key(t, &t.namespace().unwrap_or_default()) == key
+                        })
+                        .map(|t| (t.namespace().unwrap_or_default(), t.name_any()))
+                        .collect();
+                    reading_cluster
+                        .state()
+                        .into_iter()
+                        .filter(|s| sink::topic_key(s).is_some_and(|t| on_cluster.contains(&t)))
+                        .map(|s| ObjectRef::from_obj(&*s))
+                        .collect::<Vec<_>>()
+                },
+            );
+    }
+    controller
 }
 
 /// Every CRD must exist; one that exists but is not yet established (just applied) is waited

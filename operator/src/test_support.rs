@@ -17,11 +17,14 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tributary_crds::{DeletionPolicy, KafkaCluster, KafkaClusterStatus, Topic, TopicStatus};
+use tributary_crds::{
+    DeletionPolicy, KafkaCluster, KafkaClusterStatus, Sink, SinkStatus, Topic, TopicStatus,
+};
 use tributary_workers::connect::KafkaConnection;
 
-use crate::context::Context;
-use crate::kafka_admin::{AdminError, ConfigValue, KafkaAdmin, KafkaAdmins, TopicState};
+use crate::buckets::{BucketError, BucketState, Buckets};
+use crate::context::{Context, Workers};
+use crate::kafka_admin::{AdminError, ConfigValue, GroupLag, KafkaAdmin, KafkaAdmins, TopicState};
 
 /// The resync interval of a test [`Context`].
 pub const RESYNC: Duration = Duration::from_secs(300);
@@ -49,7 +52,34 @@ impl Context {
         let ctx = Context::new(client, Arc::new(kafka), writer.as_reader(), RESYNC);
         (Arc::new(ctx), ApiServer(handle))
     }
+
+    /// [`Context::test`] for Sinks: `buckets` as S3, and worker pods of [`IMAGE`] unless
+    /// `image` is `None`.
+    pub fn test_sinks(
+        kafka: FakeKafka,
+        buckets: FakeBuckets,
+        image: Option<&str>,
+    ) -> (Arc<Self>, ApiServer) {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = kube::Client::new(service, "default");
+        let workers = Workers {
+            image: image.map(str::to_owned),
+            service_account: None,
+        };
+        let ctx = Context::new(
+            client,
+            Arc::new(kafka),
+            Writer::default().as_reader(),
+            RESYNC,
+        )
+        .with_buckets(Arc::new(buckets))
+        .with_workers(workers, Default::default());
+        (Arc::new(ctx), ApiServer(handle))
+    }
 }
+
+/// The worker image of a [`Context::test_sinks`].
+pub const IMAGE: &str = "ghcr.io/tributary-dev/tributary:test";
 
 // ---------------------------------------------------------------------------------------------
 // The mock API server
@@ -168,6 +198,25 @@ pub enum ApiCall {
         /// More checks of the status.
         check: Option<StatusCheck>,
     },
+    /// A server-side apply of an object (not its status) by `field_manager` (forced);
+    /// `check` sees the applied object. Answered with it, plus `status` if given.
+    Apply {
+        /// Its URL.
+        path: String,
+        /// The controller's field manager.
+        field_manager: &'static str,
+        /// More checks of the applied object.
+        check: Option<StatusCheck>,
+        /// The status the API server answers with.
+        status: Option<Value>,
+    },
+    /// A DELETE of an object: answered as deleted, or 404 when `found` is false.
+    Delete {
+        /// Its URL.
+        path: String,
+        /// Whether it exists.
+        found: bool,
+    },
     /// An `events.k8s.io/v1` Event about an object, created with a POST.
     Event {
         /// The events URL of the object's namespace.
@@ -240,6 +289,46 @@ impl ApiCall {
             other => panic!("with_status is for status applies, not {other}"),
         }
         self
+    }
+
+    /// A server-side apply by `field_manager` of the `K` named `name` in `namespace`.
+    pub fn apply<K: Resource<DynamicType = ()>>(
+        namespace: &str,
+        name: &str,
+        field_manager: &'static str,
+    ) -> Self {
+        Self::Apply {
+            path: format!("{}/{name}", K::url_path(&(), Some(namespace))),
+            field_manager,
+            check: None,
+            status: None,
+        }
+    }
+
+    /// More checks of the object an apply sends.
+    pub fn with_object(mut self, more: impl FnOnce(&Value) + Send + 'static) -> Self {
+        match &mut self {
+            Self::Apply { check, .. } => *check = Some(Box::new(more)),
+            other => panic!("with_object is for applies, not {other}"),
+        }
+        self
+    }
+
+    /// The API server answers an apply with this status of the object (YAML).
+    pub fn answering_status(mut self, yaml: &str) -> Self {
+        match &mut self {
+            Self::Apply { status, .. } => *status = Some(from_yaml(yaml)),
+            other => panic!("answering_status is for applies, not {other}"),
+        }
+        self
+    }
+
+    /// A DELETE of the `K` named `name` in `namespace`, which exists unless `found` is false.
+    pub fn delete<K: Resource<DynamicType = ()>>(namespace: &str, name: &str, found: bool) -> Self {
+        Self::Delete {
+            path: format!("{}/{name}", K::url_path(&(), Some(namespace))),
+            found,
+        }
     }
 
     /// A Normal Event about `object` with `reason`.
@@ -383,6 +472,38 @@ impl ApiCall {
                 answer["status"] = status.clone();
                 respond(StatusCode::OK, &answer)
             }
+            Self::Apply {
+                field_manager,
+                check,
+                status,
+                ..
+            } => {
+                if request.content_type.as_deref() != Some("application/apply-patch+yaml") {
+                    fail!("a content type other than application/apply-patch+yaml");
+                }
+                let query = request.query();
+                if query.get("fieldManager").map(String::as_str) != Some(field_manager)
+                    || query.get("force").map(String::as_str) != Some("true")
+                {
+                    fail!("another query than fieldManager={field_manager}&force=true");
+                }
+                if let Some(check) = check {
+                    check(&request.body);
+                }
+                let mut answer = request.body.clone();
+                if let Some(status) = status {
+                    answer["status"] = status;
+                }
+                respond(StatusCode::OK, &answer)
+            }
+            Self::Delete { path, found } => {
+                if found {
+                    let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200});
+                    respond(StatusCode::OK, &status)
+                } else {
+                    respond(StatusCode::NOT_FOUND, &not_found(&path))
+                }
+            }
             Self::Event {
                 regarding,
                 reason,
@@ -408,8 +529,10 @@ impl ApiCall {
         match self {
             Self::AddFinalizer { path, .. }
             | Self::RemoveFinalizer { path, .. }
-            | Self::ApplyStatus { path, .. } => (Method::PATCH, path),
+            | Self::ApplyStatus { path, .. }
+            | Self::Apply { path, .. } => (Method::PATCH, path),
             Self::Get { path, .. } => (Method::GET, path),
+            Self::Delete { path, .. } => (Method::DELETE, path),
             Self::Event { path, .. } => (Method::POST, path),
         }
     }
@@ -426,6 +549,9 @@ impl fmt::Display for ApiCall {
             }
             Self::Get { found: Some(_), .. } => write!(f, "(found)"),
             Self::Get { found: None, .. } => write!(f, "(404)"),
+            Self::Apply { field_manager, .. } => write!(f, "(apply by {field_manager})"),
+            Self::Delete { found: true, .. } => write!(f, "(deleted)"),
+            Self::Delete { found: false, .. } => write!(f, "(404)"),
             Self::ApplyStatus {
                 field_manager,
                 ready,
@@ -578,6 +704,32 @@ spec:
     bootstrapServers: [kafka-0.kafka.demo:9092, kafka-1.kafka.demo:9092]
 "#;
 
+const SINK: &str = r#"
+apiVersion: tributary.dev/v1alpha1
+kind: Sink
+metadata:
+  name: raw-orders
+  namespace: demo
+  uid: 7f0c0e1a-0000-4000-8000-0000000000a1
+  generation: 1
+  resourceVersion: "200"
+  creationTimestamp: "2025-01-01T00:00:00Z"
+spec:
+  source: {topicRef: {name: orders}}
+  destination: {url: "s3://lake/raw/orders", createBucket: true}
+  batch: {maxAge: 30s}
+  partitioning: {path: "dt={time:%Y-%m-%d}"}
+  parallelism: 2
+  resources:
+    limits: {memory: 512Mi}
+"#;
+
+/// A Sink `demo/raw-orders` of the Topic `orders` into `s3://lake/raw/orders` (created if
+/// missing) with two workers, as a user would apply it: no finalizer, no status.
+pub fn sink() -> Sink {
+    from_yaml(SINK)
+}
+
 /// A Topic `demo/orders` of 3 partitions with two configs on the KafkaCluster `local`, as a
 /// user would apply it: no finalizer, no status.
 pub fn topic() -> Topic {
@@ -657,6 +809,26 @@ impl TopicFixture for Topic {
     }
 }
 
+/// Builders for Sinks.
+pub trait SinkFixture {
+    /// With `deletionPolicy: Delete` and the Sink controller's finalizer.
+    fn deleting_group(self) -> Self;
+    /// With this status (YAML).
+    fn status(self, yaml: &str) -> Self;
+}
+
+impl SinkFixture for Sink {
+    fn deleting_group(mut self) -> Self {
+        self.spec.deletion_policy = DeletionPolicy::Delete;
+        self.with_finalizer(crate::sink::FINALIZER)
+    }
+
+    fn status(mut self, yaml: &str) -> Self {
+        self.status = Some(from_yaml::<SinkStatus>(yaml));
+        self
+    }
+}
+
 /// Builders for KafkaClusters.
 pub trait ClusterFixture {
     /// `Ready=True` as the KafkaCluster controller reports a connected cluster.
@@ -707,6 +879,10 @@ pub enum Op {
     SetConfigs,
     /// [`KafkaAdmin::delete_topic`].
     Delete,
+    /// [`KafkaAdmin::group_lag`].
+    GroupLag,
+    /// [`KafkaAdmin::delete_group`].
+    DeleteGroup,
 }
 
 /// One call a controller made on [`FakeKafka`].
@@ -743,6 +919,15 @@ pub enum AdminCall {
     },
     /// Delete a topic.
     Delete(String),
+    /// Read a consumer group's lag on a topic.
+    GroupLag {
+        /// The consumer group.
+        group: String,
+        /// The topic.
+        topic: String,
+    },
+    /// Delete a consumer group.
+    DeleteGroup(String),
 }
 
 impl AdminCall {
@@ -754,6 +939,8 @@ impl AdminCall {
             Self::CreatePartitions { .. } => Op::CreatePartitions,
             Self::SetConfigs { .. } => Op::SetConfigs,
             Self::Delete(_) => Op::Delete,
+            Self::GroupLag { .. } => Op::GroupLag,
+            Self::DeleteGroup(_) => Op::DeleteGroup,
         }
     }
 }
@@ -765,6 +952,8 @@ const DEFAULT_REPLICATION_FACTOR: i32 = 3;
 struct KafkaState {
     brokers: usize,
     topics: BTreeMap<String, TopicState>,
+    /// Consumer groups: their lag by topic.
+    groups: BTreeMap<String, BTreeMap<String, GroupLag>>,
     failing: Vec<Op>,
     calls: Vec<AdminCall>,
     connections: Vec<KafkaConnection>,
@@ -789,6 +978,21 @@ impl FakeKafka {
     pub fn with_topic(self, topic: &str, state: TopicState) -> Self {
         self.state().topics.insert(topic.into(), state);
         self
+    }
+
+    /// With the consumer group `group` at `lag` on `topic`.
+    pub fn with_group_lag(self, group: &str, topic: &str, lag: GroupLag) -> Self {
+        self.state()
+            .groups
+            .entry(group.into())
+            .or_default()
+            .insert(topic.into(), lag);
+        self
+    }
+
+    /// Whether the consumer group `group` exists.
+    pub fn has_group(&self, group: &str) -> bool {
+        self.state().groups.contains_key(group)
     }
 
     /// Failing every `op` with a broker error.
@@ -950,6 +1154,111 @@ impl KafkaAdmin for FakeKafka {
             .topics
             .remove(topic);
         Ok(())
+    }
+
+    /// The lag set with [`FakeKafka::with_group_lag`]; a group without commits on a topic
+    /// Kafka has lags by everything in it (3 records per partition here).
+    async fn group_lag(&self, group: &str, topic: &str) -> Result<GroupLag, AdminError> {
+        let state = self.call(AdminCall::GroupLag {
+            group: group.into(),
+            topic: topic.into(),
+        })?;
+        if let Some(lag) = state.groups.get(group).and_then(|g| g.get(topic)) {
+            return Ok(lag.clone());
+        }
+        match state.topics.get(topic) {
+            Some(t) => Ok(GroupLag::from_offsets((0..t.partitions).map(|partition| {
+                crate::kafka_admin::PartitionOffsets {
+                    partition,
+                    low: 0,
+                    high: 3,
+                    committed: None,
+                }
+            }))),
+            None => Err(AdminError::Topic {
+                operation: "group lag",
+                topic: topic.into(),
+                code: RDKafkaErrorCode::UnknownTopicOrPartition,
+            }),
+        }
+    }
+
+    async fn delete_group(&self, group: &str) -> Result<(), AdminError> {
+        self.call(AdminCall::DeleteGroup(group.into()))?
+            .groups
+            .remove(group);
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// S3 in memory
+
+#[derive(Default)]
+struct BucketsState {
+    buckets: std::collections::BTreeSet<String>,
+    failing: bool,
+    calls: Vec<(String, bool)>,
+}
+
+/// S3 buckets in memory: records every `ensure_bucket` as (bucket, create), and fails them all
+/// when told to. Clones share the buckets.
+#[derive(Clone, Default)]
+pub struct FakeBuckets(Arc<Mutex<BucketsState>>);
+
+impl FakeBuckets {
+    /// With `bucket` existing.
+    pub fn with_bucket(self, bucket: &str) -> Self {
+        self.state().buckets.insert(bucket.into());
+        self
+    }
+
+    /// Failing every call.
+    pub fn failing(self) -> Self {
+        self.state().failing = true;
+        self
+    }
+
+    /// Whether `bucket` exists.
+    pub fn exists(&self, bucket: &str) -> bool {
+        self.state().buckets.contains(bucket)
+    }
+
+    /// The calls so far: (bucket, create).
+    pub fn calls(&self) -> Vec<(String, bool)> {
+        self.state().calls.clone()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, BucketsState> {
+        self.0.lock().expect("fake S3 lock")
+    }
+}
+
+#[async_trait::async_trait]
+impl Buckets for FakeBuckets {
+    async fn ensure_bucket(
+        &self,
+        _region: Option<&str>,
+        bucket: &str,
+        create: bool,
+    ) -> Result<BucketState, BucketError> {
+        let mut state = self.state();
+        state.calls.push((bucket.into(), create));
+        if state.failing {
+            return Err(BucketError {
+                operation: "HeadBucket",
+                bucket: bucket.into(),
+                message: "ServiceUnavailable: try again".into(),
+            });
+        }
+        Ok(if state.buckets.contains(bucket) {
+            BucketState::Exists
+        } else if create {
+            state.buckets.insert(bucket.into());
+            BucketState::Created
+        } else {
+            BucketState::Missing
+        })
     }
 }
 

@@ -36,6 +36,22 @@ pub async fn aws_config() -> aws_config::SdkConfig {
     tributary_workers::connect::aws_config(&Default::default()).await
 }
 
+/// The `tributary` binary next to the test executables (scripts/test.sh builds it first).
+pub fn tributary_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's path");
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .join("tributary");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p tributary` first",
+        path.display()
+    );
+    path
+}
+
 /// A kube client from the stack's kubeconfig.
 pub async fn kube_client() -> kube::Client {
     stack_env("KUBECONFIG");
@@ -110,6 +126,7 @@ pub fn start_replica(
         identity: identity.to_owned(),
         lease_duration: std::time::Duration::from_secs(LEASE_SECONDS),
         aws: Default::default(),
+        workers: Default::default(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let client = client.clone();

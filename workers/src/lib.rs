@@ -1,5 +1,7 @@
 //! Tributary's data plane. Every worker builds its clients through [`connect`], so the operator,
-//! the workers and the tests reach Kafka and AWS the same way.
+//! the workers and the tests reach Kafka and AWS the same way; [`http`] serves a worker's
+//! probes and metrics.
 
 pub mod connect;
+pub mod http;
 pub mod sink;

@@ -132,7 +132,9 @@ pub async fn resolve(
 }
 
 /// The listener of an MSK cluster the operator connects to, from the status MSK reported.
-fn msk_connection(status: Option<&KafkaClusterStatus>) -> Result<KafkaConnection, ConnectionError> {
+pub fn msk_connection(
+    status: Option<&KafkaClusterStatus>,
+) -> Result<KafkaConnection, ConnectionError> {
     // MSK: the plaintext listener, else TLS (MSK's certificates chain to public roots). The
     // SASL listeners need credentials the operator does not have.
     let brokers = status

@@ -36,6 +36,17 @@ const RETRY: Duration = Duration::from_secs(15);
 /// How often MSK is asked again while it creates or updates a cluster.
 const POLL: Duration = Duration::from_secs(10);
 
+/// Whether clients can use `cluster` now: it is Ready, or an MSK cluster being updated (which
+/// can take hours) that still serves its brokers.
+pub fn serving(cluster: &KafkaCluster) -> bool {
+    let status = cluster.status.as_ref();
+    match status.and_then(|s| conditions::ready(&s.conditions)) {
+        Some(("True", _)) => true,
+        Some((_, "Updating")) => status.is_some_and(|s| s.bootstrap_servers.is_some()),
+        _ => false,
+    }
+}
+
 /// A KafkaCluster reconciliation that failed and will be retried.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -293,14 +293,7 @@ async fn cluster_admin(
             retry: wait,
         }));
     };
-    // An MSK cluster being updated (which can take hours) still serves its brokers.
-    let status = cluster.status.as_ref();
-    let usable = match status.and_then(|s| conditions::ready(&s.conditions)) {
-        Some(("True", _)) => true,
-        Some((_, "Updating")) => status.is_some_and(|s| s.bootstrap_servers.is_some()),
-        _ => false,
-    };
-    if !usable {
+    if !crate::kafka_cluster::serving(&cluster) {
         let message = format!("KafkaCluster {cluster_ns}/{cluster_name} is not Ready");
         return Ok(Err(NotConnected {
             outcome: Outcome::not_ready("ClusterNotReady", message),

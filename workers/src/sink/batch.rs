@@ -141,11 +141,14 @@ pub enum Trigger {
     Revoked,
     /// The worker is stopping.
     Shutdown,
+    /// Not the batcher's: the worker rewrote the newest range it found in the lake when the
+    /// partition was assigned (decision 0010).
+    Recovery,
 }
 
 impl Trigger {
-    /// The metric label: `max_records`, `max_bytes`, `max_age`, `memory_budget`, `revoked` or
-    /// `shutdown`.
+    /// The metric label: `max_records`, `max_bytes`, `max_age`, `memory_budget`, `revoked`,
+    /// `shutdown` or `recovery`.
     pub fn label(self) -> &'static str {
         match self {
             Self::MaxRecords => "max_records",
@@ -154,6 +157,7 @@ impl Trigger {
             Self::MemoryBudget => "memory_budget",
             Self::Revoked => "revoked",
             Self::Shutdown => "shutdown",
+            Self::Recovery => "recovery",
         }
     }
 }
@@ -1051,6 +1055,7 @@ mod tests {
             Trigger::MemoryBudget,
             Trigger::Revoked,
             Trigger::Shutdown,
+            Trigger::Recovery,
         ]
         .map(Trigger::label);
         assert_eq!(
@@ -1061,7 +1066,8 @@ mod tests {
                 "max_age",
                 "memory_budget",
                 "revoked",
-                "shutdown"
+                "shutdown",
+                "recovery"
             ]
         );
     }

@@ -23,6 +23,9 @@ pub const ENV_SASL_USERNAME: &str = "TRIBUTARY_KAFKA_SASL_USERNAME";
 pub const ENV_SASL_PASSWORD: &str = "TRIBUTARY_KAFKA_SASL_PASSWORD";
 /// The environment variable holding the PEM bundle of the brokers' CA.
 pub const ENV_KAFKA_CA_PEM: &str = "TRIBUTARY_KAFKA_CA_PEM";
+/// The environment variable holding the worker's static group membership id (the pod's
+/// name): a restarted container takes its partitions back at once, without a rebalance.
+pub const ENV_GROUP_INSTANCE_ID: &str = "TRIBUTARY_GROUP_INSTANCE_ID";
 
 /// Everything a sink worker needs besides secrets.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

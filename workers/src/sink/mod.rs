@@ -1,14 +1,20 @@
-//! The sink worker, which copies a Topic or a Stream into the lake.
+//! The sink worker, which copies a Topic into the lake.
 //!
-//! So far the building blocks, without the Kafka consumer loop: [`template`] renders a record's partition path from `spec.partitioning` (its field values
-//! and its time), and [`keys`] names the objects and finds, in a listing, the newest object of
-//! a partition, which is where a restarted worker resumes. [`batch`] buffers each partition's
-//! records and decides when they are flushed: by count, size, wall-clock age or the process's
-//! memory budget. [`store`] opens the destination (`s3://` or `file://`) through `object_store`,
-//! encodes JSON-lines objects, uploads them (multipart above a threshold) and lists a prefix.
+//! [`worker`] is the Kafka consumer loop. Its parts: [`config`] is the document the operator
+//! resolves for a Sink; [`template`] renders a record's partition path from
+//! `spec.partitioning` (its field values and its time), and [`keys`] names the objects and
+//! finds, in a listing, the newest object of a partition, which is where a restarted worker
+//! resumes. [`batch`] buffers each partition's records and decides when they are flushed: by
+//! count, size, wall-clock age or the process's memory budget. [`store`] opens the destination
+//! (`s3://` or `file://`) through `object_store`, encodes JSON-lines objects, uploads them
+//! (multipart above a threshold) and lists a prefix; [`parquet`] encodes Parquet objects.
+//! [`metrics`] counts what the worker does.
 
 pub mod batch;
 pub mod config;
 pub mod keys;
+pub mod metrics;
+pub mod parquet;
 pub mod store;
 pub mod template;
+pub mod worker;

@@ -261,8 +261,11 @@ fn s3_builder(
 
 /// The JSON-lines object holding `records` (each one JSON object, without a newline), one a
 /// line, compressed as `extension` says.
-pub fn encode_json_lines(records: &[Vec<u8>], extension: Extension) -> Result<Bytes, StoreError> {
-    let size = records.iter().map(|record| record.len() + 1).sum();
+pub fn encode_json_lines<R: AsRef<[u8]>>(
+    records: &[R],
+    extension: Extension,
+) -> Result<Bytes, StoreError> {
+    let size = records.iter().map(|record| record.as_ref().len() + 1).sum();
     let encode_error = |source| StoreError::Encode { extension, source };
     match extension {
         Extension::Json => {
@@ -287,9 +290,9 @@ pub fn encode_json_lines(records: &[Vec<u8>], extension: Extension) -> Result<By
     }
 }
 
-fn write_lines(out: &mut impl Write, records: &[Vec<u8>]) -> std::io::Result<()> {
+fn write_lines<R: AsRef<[u8]>>(out: &mut impl Write, records: &[R]) -> std::io::Result<()> {
     for record in records {
-        out.write_all(record)?;
+        out.write_all(record.as_ref())?;
         out.write_all(b"\n")?;
     }
     Ok(())
@@ -414,7 +417,11 @@ mod tests {
     fn plain_json_lines_end_every_record_with_a_newline() {
         let encoded = encode_json_lines(&[b"{}".to_vec(), b"{\"a\":1}".to_vec()], Extension::Json);
         assert_eq!(&encoded.unwrap()[..], b"{}\n{\"a\":1}\n");
-        assert!(encode_json_lines(&[], Extension::Json).unwrap().is_empty());
+        assert!(
+            encode_json_lines::<Vec<u8>>(&[], Extension::Json)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -400,6 +400,10 @@ impl PathTemplate {
         self.segments.iter().any(|s| matches!(s, Segment::Time(_)))
     }
 
+    fn uses_fields(&self) -> bool {
+        self.segments.iter().any(|s| matches!(s, Segment::Field(_)))
+    }
+
     /// The path of a record with this `time`, read from `partition` of `source`.
     pub fn render(
         &self,
@@ -655,6 +659,11 @@ impl RecordTime {
         })
     }
 
+    /// Whether the time is read from the record rather than its arrival.
+    pub fn reads_record(&self) -> bool {
+        self.field.is_some()
+    }
+
     /// The time of `record`, which arrived (in Kafka or Kinesis) at `arrival`.
     pub fn record_time(
         &self,
@@ -760,6 +769,12 @@ impl Partitioning {
             path: PathTemplate::parse(spec.path.as_deref().unwrap_or_default())?,
             time: RecordTime::parse(spec.time_field.as_deref(), spec.time_format.as_deref())?,
         })
+    }
+
+    /// Whether [`Partitioning::path`] reads the record at all: a path of literals, `{source}`,
+    /// `{partition}` and arrival-time tokens does not, and the worker then need not parse it.
+    pub fn reads_record(&self) -> bool {
+        self.path.uses_fields() || (self.path.uses_time() && self.time.reads_record())
     }
 
     /// The path of `record`, which arrived at `arrival` in `partition` of `source`. The time

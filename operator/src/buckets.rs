@@ -1,0 +1,146 @@
+//! S3 buckets behind a small trait, so the Sink controller can be tested without AWS and the
+//! real implementation (aws-sdk-s3) sits in one place. Tributary creates buckets when a spec
+//! asks for it and never deletes one.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+use tributary_workers::connect;
+
+/// What went wrong talking to S3.
+#[derive(Debug, thiserror::Error)]
+#[error("S3 {operation} {bucket}: {message}")]
+pub struct BucketError {
+    /// The API operation, e.g. `CreateBucket`.
+    pub operation: &'static str,
+    /// The bucket.
+    pub bucket: String,
+    /// S3's error code and message, or why the request did not reach S3.
+    pub message: String,
+}
+
+/// A bucket as [`Buckets::ensure_bucket`] left it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BucketState {
+    /// It existed already.
+    Exists,
+    /// It did not exist and was created.
+    Created,
+    /// It does not exist, and creating it was not asked for.
+    Missing,
+}
+
+/// The S3 operations the Sink controller needs.
+#[async_trait]
+pub trait Buckets: Send + Sync {
+    /// Whether `bucket` exists in `region` (`None`: the operator's default); with `create`, a
+    /// missing bucket is created (one created meanwhile by us counts as existing).
+    async fn ensure_bucket(
+        &self,
+        region: Option<&str>,
+        bucket: &str,
+        create: bool,
+    ) -> Result<BucketState, BucketError>;
+}
+
+/// The real implementation, on aws-sdk-s3, with one client per region built on first use.
+#[derive(Default)]
+pub struct S3Buckets {
+    defaults: connect::AwsOptions,
+    clients: tokio::sync::Mutex<HashMap<Option<String>, Client>>,
+}
+
+impl S3Buckets {
+    /// S3 in `defaults.region` (unless a spec names another) through `defaults.endpoint_url`.
+    pub fn new(defaults: connect::AwsOptions) -> Self {
+        Self {
+            defaults,
+            clients: Default::default(),
+        }
+    }
+
+    async fn client(&self, region: Option<&str>) -> Client {
+        let key = region.map(str::to_owned);
+        let mut clients = self.clients.lock().await;
+        if let Some(client) = clients.get(&key) {
+            return client.clone();
+        }
+        let client = connect::s3(&connect::aws_config(&self.defaults.in_region(region)).await);
+        clients.insert(key, client.clone());
+        client
+    }
+}
+
+fn error<E, R>(operation: &'static str, bucket: &str, error: SdkError<E, R>) -> BucketError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: Debug + Send + Sync + 'static,
+{
+    let message = match error.as_service_error() {
+        Some(e) => format!(
+            "{}: {}",
+            e.code().unwrap_or("error"),
+            e.message().unwrap_or("no message")
+        ),
+        None => DisplayErrorContext(&error).to_string(),
+    };
+    BucketError {
+        operation,
+        bucket: bucket.into(),
+        message,
+    }
+}
+
+#[async_trait]
+impl Buckets for S3Buckets {
+    async fn ensure_bucket(
+        &self,
+        region: Option<&str>,
+        bucket: &str,
+        create: bool,
+    ) -> Result<BucketState, BucketError> {
+        let client = self.client(region).await;
+        match client.head_bucket().bucket(bucket).send().await {
+            Ok(_) => return Ok(BucketState::Exists),
+            // HeadBucket has no body, so a missing bucket is only its 404.
+            Err(e)
+                if e.as_service_error().is_some_and(|e| e.is_not_found())
+                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {}
+            Err(e) => return Err(error("HeadBucket", bucket, e)),
+        }
+        if !create {
+            return Ok(BucketState::Missing);
+        }
+        // us-east-1 is S3's default location and must not be named as a constraint.
+        let location = client
+            .config()
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .filter(|r| r != "us-east-1")
+            .map(|r| {
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(r.as_str()))
+                    .build()
+            });
+        match client
+            .create_bucket()
+            .bucket(bucket)
+            .set_create_bucket_configuration(location)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(BucketState::Created),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_bucket_already_owned_by_you()) =>
+            {
+                Ok(BucketState::Exists)
+            }
+            Err(e) => Err(error("CreateBucket", bucket, e)),
+        }
+    }
+}

@@ -341,6 +341,107 @@ async fn tolerance_none_stops_at_the_first_bad_record_after_writing_what_came_be
     assert!(objects(&s3, &bucket, "raw/_dead_letter/").await.is_empty());
 }
 
+#[tokio::test]
+async fn parquet_objects_read_back_with_the_schema_s_types() {
+    use arrow_array::{Array, Int64Array, StringArray, TimestampMicrosecondArray};
+    use arrow_schema::{DataType, TimeUnit};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let s3 = tributary_workers::connect::s3(&aws_config().await);
+    let bucket = create_bucket(&s3).await;
+    let topic = unique_name("sink-parquet");
+    create_topic(&topic, 1).await;
+    let producer = producer();
+    for id in 0..10 {
+        let value = json!({"id": id, "title": format!("pin {id}"), "ts": 1_709_214_356_000_i64 + id, "extra": true});
+        produce(&producer, &topic, 0, value.to_string().as_bytes()).await;
+    }
+    produce(
+        &producer,
+        &topic,
+        0,
+        br#"{"id": "eleven", "title": "x", "ts": 0}"#,
+    )
+    .await;
+    let config = config(
+        &topic,
+        &bucket,
+        json!({"format": {"type": "Parquet", "compression": "Zstd", "schema": [
+            {"name": "id", "type": "Int64", "nullable": false},
+            {"name": "title", "type": "String"},
+            {"name": "ts", "type": "Timestamp"}
+        ]}}),
+    );
+    let (stop, task) = spawn_sink(config);
+    let data = eventually(30, "a Parquet object", || async {
+        let objects = objects(&s3, &bucket, "raw/").await;
+        let data: Vec<_> = objects
+            .into_iter()
+            .filter(|(key, _)| key.ends_with(".parquet"))
+            .collect();
+        (!data.is_empty()).then_some(data)
+    })
+    .await;
+    assert_eq!(data.len(), 1, "one flush of ten good records");
+    let (key, body) = &data[0];
+    assert!(
+        key.ends_with("+0+00000000000000000000+00000000000000000010.parquet"),
+        "{key}"
+    );
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(body.clone()))
+        .expect("a Parquet file");
+    let schema = reader.schema().clone();
+    let fields: Vec<(&str, &DataType)> = schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().as_str(), f.data_type()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("id", &DataType::Int64),
+            ("title", &DataType::Utf8),
+            (
+                "ts",
+                &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+            )
+        ]
+    );
+    let batches: Vec<_> = reader
+        .build()
+        .expect("a reader")
+        .collect::<Result<_, _>>()
+        .expect("batches");
+    let batch = &batches[0];
+    let ids = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
+    assert_eq!(ids.values().to_vec(), (0..10).collect::<Vec<i64>>());
+    let titles = batch
+        .column(1)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    assert_eq!(titles.value(3), "pin 3");
+    let times = batch
+        .column(2)
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .unwrap();
+    assert_eq!(times.value(2), (1_709_214_356_000 + 2) * 1000);
+    assert_eq!(batch.num_rows(), 10);
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 10);
+    let dead = objects(&s3, &bucket, "raw/_dead_letter/").await;
+    let line: Value = serde_json::from_slice(dead.values().next().expect("a dead letter"))
+        .expect("one JSON line");
+    assert_eq!(line["offset"], 10);
+    assert!(line["reason"].as_str().unwrap().contains("id"), "{line}");
+    stop.send(()).expect("the worker runs");
+    task.await.expect("joined").expect("a clean stop");
+}
+
 /// One run of the worker binary, as a pod runs it: the configuration in the environment.
 fn start_worker(config: &SinkWorkerConfig, failpoint: Option<String>) -> Child {
     let mut command = Command::new(tributary_binary());

@@ -2,6 +2,7 @@
 //! the workers and the tests reach Kafka and AWS the same way; [`http`] serves a worker's
 //! probes and metrics.
 
+pub mod batch;
 pub mod connect;
 pub mod http;
 pub mod sink;

@@ -15,7 +15,7 @@ use serde_json::json;
 use tributary_crds::{KafkaCluster, Sink, Topic};
 use tributary_operator::context::Workers;
 use tributary_tests::{
-    aws_config, eventually, kube_client, stack_env, tributary_binary, unique_name,
+    KillOnDrop, aws_config, eventually, kube_client, stack_env, tributary_binary, unique_name,
 };
 use tributary_workers::connect::{AwsOptions, KafkaConnection};
 use tributary_workers::sink::config::{ENV_CONFIG, ENV_GROUP_INSTANCE_ID, SinkWorkerConfig};
@@ -578,7 +578,7 @@ async fn the_pod_template_runs_the_worker_and_records_arrive_in_s3() {
         .envs(env)
         .env("AWS_ACCESS_KEY_ID", stack_env("AWS_ACCESS_KEY_ID"))
         .env("AWS_SECRET_ACCESS_KEY", stack_env("AWS_SECRET_ACCESS_KEY"));
-    let mut worker = worker.spawn().expect("the worker starts");
+    let mut worker = KillOnDrop(worker.spawn().expect("the worker starts"));
 
     // 12 records: two flushes of 5 by maxRecords; the last 2 wait for the hour-long maxAge.
     produce(&kafka_topic, 0, 12).await;

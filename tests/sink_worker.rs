@@ -3,7 +3,7 @@
 //! age, bad records dead-lettered, and a worker killed over and over while records keep coming.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +11,9 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
-use tributary_tests::{aws_config, eventually, stack_env, tributary_binary, unique_name};
+use tributary_tests::{
+    KillOnDrop, aws_config, eventually, stack_env, tributary_binary, unique_name,
+};
 use tributary_workers::connect::KafkaConnection;
 use tributary_workers::sink::config::{ENV_CONFIG, ENV_GROUP_INSTANCE_ID, SinkWorkerConfig};
 use tributary_workers::sink::keys::ParsedKey;
@@ -443,7 +445,7 @@ async fn parquet_objects_read_back_with_the_schema_s_types() {
 }
 
 /// One run of the worker binary, as a pod runs it: the configuration in the environment.
-fn start_worker(config: &SinkWorkerConfig, failpoint: Option<String>) -> Child {
+fn start_worker(config: &SinkWorkerConfig, failpoint: Option<String>) -> KillOnDrop {
     let mut command = Command::new(tributary_binary());
     command
         .args(["worker", "sink", "--http-addr", "127.0.0.1:0"])
@@ -458,7 +460,7 @@ fn start_worker(config: &SinkWorkerConfig, failpoint: Option<String>) -> Child {
         Some(point) => command.env(ENV_FAILPOINT, point),
         None => command.env_remove(ENV_FAILPOINT),
     };
-    command.spawn().expect("the worker starts")
+    KillOnDrop(command.spawn().expect("the worker starts"))
 }
 
 #[tokio::test]

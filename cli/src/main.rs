@@ -46,6 +46,25 @@ enum WorkerCommand {
     /// Copy a Kafka topic into S3 or a directory, exactly once per record. The configuration
     /// is the JSON document the operator writes for a Sink, in `TRIBUTARY_SINK_CONFIG`.
     Sink(SinkArgs),
+    /// Run one scheduled run of a BatchJob's SQL steps, print one JSON summary line per output,
+    /// and exit. The configuration is the JSON document the operator writes for a BatchJob, in
+    /// `TRIBUTARY_BATCH_CONFIG`.
+    Batch(BatchArgs),
+}
+
+/// Flags of `tributary worker batch`.
+#[derive(clap::Args)]
+struct BatchArgs {
+    /// The run's scheduled time, RFC 3339 (e.g. `2026-11-28T00:00:00Z`): `scheduled_time()` in
+    /// the SQL, and the name of the files the run writes.
+    #[arg(long)]
+    scheduled_time: jiff::Timestamp,
+    /// Read the configuration document from this file instead of `TRIBUTARY_BATCH_CONFIG`.
+    #[arg(long)]
+    config_file: Option<PathBuf>,
+    /// Log as JSON lines (for log collectors) instead of text.
+    #[arg(long, env = "TRIBUTARY_LOG_JSON")]
+    log_json: bool,
 }
 
 /// Flags of `tributary worker sink`.
@@ -192,6 +211,29 @@ async fn sink_worker(args: SinkArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn batch_worker(args: BatchArgs) -> anyhow::Result<()> {
+    use tributary_workers::batch::config::{BatchWorkerConfig, ENV_CONFIG};
+
+    init_tracing(args.log_json);
+    let json = match &args.config_file {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        None => std::env::var(ENV_CONFIG)
+            .with_context(|| format!("no configuration: set {ENV_CONFIG} or --config-file"))?,
+    };
+    let config = BatchWorkerConfig::from_json(&json).context("the batch configuration")?;
+    let summaries = tributary_workers::batch::run(&config, args.scheduled_time).await?;
+    let mut stdout = std::io::stdout().lock();
+    for summary in &summaries {
+        writeln!(stdout, "{}", serde_json::to_string(summary)?)?;
+    }
+    if Path::new(TERMINATION_LOG).exists() {
+        let _ = std::fs::write(TERMINATION_LOG, serde_json::to_string(&summaries)?);
+    }
+    Ok(())
+}
+
 /// Where Kubernetes reads a container's last words for `kubectl describe pod`.
 const TERMINATION_LOG: &str = "/dev/termination-log";
 
@@ -219,6 +261,13 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Worker(WorkerCommand::Sink(args)) => {
             let result = tokio::runtime::Runtime::new()?.block_on(sink_worker(args));
+            if let Err(error) = &result {
+                report_termination(error);
+            }
+            result?;
+        }
+        Command::Worker(WorkerCommand::Batch(args)) => {
+            let result = tokio::runtime::Runtime::new()?.block_on(batch_worker(args));
             if let Err(error) = &result {
                 report_termination(error);
             }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
@@ -25,6 +26,9 @@ pub struct Workers {
     /// The service account of the worker pods (for IRSA); `None`: the namespace's default.
     pub service_account: Option<String>,
 }
+
+/// The time now, as the controllers see it: the system clock, or a fixed one in tests.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
 /// The controllers' shared handles.
 pub struct Context {
@@ -48,6 +52,8 @@ pub struct Context {
     pub topics: Store<Topic>,
     /// How often objects are re-checked against the outside world (drift detection).
     pub resync: Duration,
+    /// The time now (the BatchJobs' scheduler reads it).
+    pub clock: Clock,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -76,6 +82,7 @@ impl Context {
             aws: AwsOptions::default(),
             topics,
             resync,
+            clock: Arc::new(Timestamp::now),
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -97,6 +104,17 @@ impl Context {
         self.workers = workers;
         self.aws = aws;
         self
+    }
+
+    /// Read the time from `clock` instead of the system clock (tests).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The time now.
+    pub fn now(&self) -> Timestamp {
+        (self.clock)()
     }
 
     /// Publish an Event about `object`; a failure to publish is logged, never fatal.

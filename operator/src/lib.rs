@@ -17,3 +17,4 @@ pub mod sink;
 #[cfg(test)]
 mod test_support;
 pub mod topic;
+pub mod worker_pod;

@@ -14,6 +14,7 @@ use axum::routing::get;
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
@@ -23,11 +24,11 @@ use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Resource, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
-use tributary_crds::{KafkaCluster, Sink, Topic};
+use tributary_crds::{BatchJob, KafkaCluster, Sink, Topic};
 
 use crate::context::{Context, Workers};
 use crate::kafka_admin::{KafkaAdmins, RdKafkaAdmins};
-use crate::{kafka_cluster, reconciler, sink, topic};
+use crate::{batch_job, kafka_cluster, reconciler, sink, topic};
 
 /// How the operator runs.
 #[derive(Clone, Debug)]
@@ -250,9 +251,14 @@ async fn controllers(
         .graceful_shutdown_on(stopped(trigger.clone()))
         .run(sink::reconcile, reconciler::error_policy, ctx.clone())
         .for_each(|_| async {});
+    let batch_job_controller = batch_job_controller(client, &scopes)
+        .graceful_shutdown_on(stopped(trigger.clone()))
+        .run(batch_job::reconcile, reconciler::error_policy, ctx.clone())
+        .for_each(|_| async {});
     futures::join!(
         topic_controller,
         sink_controller,
+        batch_job_controller,
         futures::future::join_all(cluster_controllers)
     );
     tracing::info!("controllers stopped");
@@ -328,6 +334,29 @@ fn sink_controller(
                         .collect::<Vec<_>>()
                 },
             );
+    }
+    controller
+}
+
+/// The BatchJob controller over every scope: its Jobs and ConfigMaps (found by their labels)
+/// re-reconcile it, so a run that ends is seen at once.
+fn batch_job_controller(client: &kube::Client, scopes: &[Option<String>]) -> Controller<BatchJob> {
+    let (store, writer) = reflector::store::<BatchJob>();
+    let streams = scopes
+        .iter()
+        .map(|ns| watcher(scoped::<BatchJob>(client, ns), watcher::Config::default()).boxed());
+    let batch_jobs = reflector(
+        writer,
+        futures::stream::select_all(streams).modify(|b| b.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let mut controller = Controller::for_stream(batch_jobs, store);
+    let children = watcher::Config::default().labels(batch_job::build::CHILDREN);
+    for ns in scopes {
+        controller = controller
+            .owns(scoped::<Job>(client, ns), children.clone())
+            .owns(scoped::<ConfigMap>(client, ns), children.clone());
     }
     controller
 }

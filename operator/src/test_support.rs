@@ -76,6 +76,31 @@ impl Context {
         .with_workers(workers, Default::default());
         (Arc::new(ctx), ApiServer(handle))
     }
+
+    /// [`Context::test`] for BatchJobs: worker pods of [`IMAGE`] unless `image` is `None`,
+    /// the operator's region `eu-west-1`, and the clock standing at `now` (RFC 3339).
+    pub fn test_batch_jobs(image: Option<&str>, now: &str) -> (Arc<Self>, ApiServer) {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = kube::Client::new(service, "default");
+        let workers = Workers {
+            image: image.map(str::to_owned),
+            service_account: None,
+        };
+        let aws = tributary_workers::connect::AwsOptions {
+            region: Some("eu-west-1".into()),
+            endpoint_url: None,
+        };
+        let now: k8s_openapi::jiff::Timestamp = now.parse().expect("an RFC 3339 time");
+        let ctx = Context::new(
+            client,
+            Arc::new(FakeKafka::default()),
+            Writer::default().as_reader(),
+            RESYNC,
+        )
+        .with_workers(workers, aws)
+        .with_clock(Arc::new(move || now));
+        (Arc::new(ctx), ApiServer(handle))
+    }
 }
 
 /// The worker image of a [`Context::test_sinks`].
@@ -181,6 +206,22 @@ pub enum ApiCall {
         /// The object, if it exists.
         found: Option<Value>,
     },
+    /// A LIST of a collection with a label selector: answered with `items`.
+    List {
+        /// The collection's URL.
+        path: String,
+        /// The `labelSelector` the request must carry.
+        selector: String,
+        /// The objects listed.
+        items: Vec<Value>,
+    },
+    /// A LIST of a collection with a label selector that RBAC does not allow: answered 403.
+    ListForbidden {
+        /// The collection's URL.
+        path: String,
+        /// The `labelSelector` the request must carry.
+        selector: String,
+    },
     /// A server-side apply of the status by `field_manager` (forced), with a `Ready` condition
     /// of this status and reason; `check` sees the applied `status`. Answered with the object
     /// carrying that status.
@@ -216,6 +257,18 @@ pub enum ApiCall {
         path: String,
         /// Whether it exists.
         found: bool,
+    },
+    /// A POST creating an object in a collection: answered with it (201), or 409
+    /// AlreadyExists when `exists`; `check` sees the object sent.
+    Create {
+        /// The collection's URL.
+        path: String,
+        /// The object's name.
+        name: String,
+        /// Whether an object of that name exists already.
+        exists: bool,
+        /// More checks of the object sent.
+        check: Option<StatusCheck>,
     },
     /// An `events.k8s.io/v1` Event about an object, created with a POST.
     Event {
@@ -262,6 +315,29 @@ impl ApiCall {
         Self::Get {
             path: format!("{}/{name}", K::url_path(&(), Some(namespace))),
             found: None,
+        }
+    }
+
+    /// A LIST of the `K`s in `namespace` with the label selector `selector`, answered with
+    /// `items`.
+    pub fn list<K: Resource<DynamicType = ()>, T: Serialize>(
+        namespace: &str,
+        selector: &str,
+        items: &[T],
+    ) -> Self {
+        Self::List {
+            path: K::url_path(&(), Some(namespace)),
+            selector: selector.to_owned(),
+            items: items.iter().map(to_value).collect(),
+        }
+    }
+
+    /// A LIST of the `K`s in `namespace` with the label selector `selector`, which RBAC
+    /// forbids.
+    pub fn list_forbidden<K: Resource<DynamicType = ()>>(namespace: &str, selector: &str) -> Self {
+        Self::ListForbidden {
+            path: K::url_path(&(), Some(namespace)),
+            selector: selector.to_owned(),
         }
     }
 
@@ -329,6 +405,29 @@ impl ApiCall {
             path: format!("{}/{name}", K::url_path(&(), Some(namespace))),
             found,
         }
+    }
+
+    /// A POST creating the `K` named `name` in `namespace`, which exists already if `exists`.
+    pub fn create<K: Resource<DynamicType = ()>>(
+        namespace: &str,
+        name: &str,
+        exists: bool,
+    ) -> Self {
+        Self::Create {
+            path: K::url_path(&(), Some(namespace)),
+            name: name.to_owned(),
+            exists,
+            check: None,
+        }
+    }
+
+    /// More checks of the object a create sends.
+    pub fn with_created(mut self, more: impl FnOnce(&Value) + Send + 'static) -> Self {
+        match &mut self {
+            Self::Create { check, .. } => *check = Some(Box::new(more)),
+            other => panic!("with_created is for creates, not {other}"),
+        }
+        self
     }
 
     /// A Normal Event about `object` with `reason`.
@@ -427,6 +526,30 @@ impl ApiCall {
                 Some(object) => respond(StatusCode::OK, &object),
                 None => respond(StatusCode::NOT_FOUND, &not_found(&path)),
             },
+            Self::List {
+                selector, items, ..
+            } => {
+                let query = request.query();
+                let asked = query.get("labelSelector").map(|s| decode(s));
+                if asked.as_deref() != Some(selector.as_str()) {
+                    fail!("another labelSelector than {selector}");
+                }
+                let list = json!({
+                    "kind": "List",
+                    "apiVersion": "v1",
+                    "metadata": {"resourceVersion": "1"},
+                    "items": items,
+                });
+                respond(StatusCode::OK, &list)
+            }
+            Self::ListForbidden { path, selector } => {
+                let query = request.query();
+                let asked = query.get("labelSelector").map(|s| decode(s));
+                if asked.as_deref() != Some(selector.as_str()) {
+                    fail!("another labelSelector than {selector}");
+                }
+                respond(StatusCode::FORBIDDEN, &forbidden(&path))
+            }
             Self::ApplyStatus {
                 object,
                 field_manager,
@@ -496,7 +619,41 @@ impl ApiCall {
                 }
                 respond(StatusCode::OK, &answer)
             }
+            Self::Create {
+                path,
+                name,
+                exists,
+                check,
+            } => {
+                if request.body["metadata"]["name"] != name.as_str() {
+                    fail!("another object than {name}");
+                }
+                if let Some(check) = check {
+                    check(&request.body);
+                }
+                if exists {
+                    let status = json!({
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Failure",
+                        "message": format!("{path}/{name} already exists"),
+                        "reason": "AlreadyExists",
+                        "details": {"name": name},
+                        "code": 409,
+                    });
+                    respond(StatusCode::CONFLICT, &status)
+                } else {
+                    let mut created = request.body.clone();
+                    created["metadata"]["uid"] = json!(format!("uid-of-{name}"));
+                    created["metadata"]["creationTimestamp"] = json!("2025-01-01T00:00:00Z");
+                    respond(StatusCode::CREATED, &created)
+                }
+            }
             Self::Delete { path, found } => {
+                if request.body["propagationPolicy"] != "Background" && path.contains("/jobs/") {
+                    fail!("a Job delete without propagationPolicy Background");
+                }
                 if found {
                     let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200});
                     respond(StatusCode::OK, &status)
@@ -531,9 +688,11 @@ impl ApiCall {
             | Self::RemoveFinalizer { path, .. }
             | Self::ApplyStatus { path, .. }
             | Self::Apply { path, .. } => (Method::PATCH, path),
-            Self::Get { path, .. } => (Method::GET, path),
+            Self::Get { path, .. } | Self::List { path, .. } | Self::ListForbidden { path, .. } => {
+                (Method::GET, path)
+            }
             Self::Delete { path, .. } => (Method::DELETE, path),
-            Self::Event { path, .. } => (Method::POST, path),
+            Self::Create { path, .. } | Self::Event { path, .. } => (Method::POST, path),
         }
     }
 }
@@ -549,7 +708,16 @@ impl fmt::Display for ApiCall {
             }
             Self::Get { found: Some(_), .. } => write!(f, "(found)"),
             Self::Get { found: None, .. } => write!(f, "(404)"),
+            Self::List {
+                selector, items, ..
+            } => write!(f, "(list {selector}: {} found)", items.len()),
+            Self::ListForbidden { selector, .. } => write!(f, "(list {selector}: 403)"),
             Self::Apply { field_manager, .. } => write!(f, "(apply by {field_manager})"),
+            Self::Create { name, exists, .. } => write!(
+                f,
+                "(create {name}{})",
+                if *exists { ": 409 AlreadyExists" } else { "" }
+            ),
             Self::Delete { found: true, .. } => write!(f, "(deleted)"),
             Self::Delete { found: false, .. } => write!(f, "(404)"),
             Self::ApplyStatus {
@@ -633,6 +801,31 @@ impl fmt::Display for Seen {
     }
 }
 
+/// A query string value as sent: `%XX` escapes decoded.
+fn decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => {
+                let hex = std::str::from_utf8(hex).expect("an escape");
+                out.push(u8::from_str_radix(hex, 16).expect("a hex escape"));
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).expect("UTF-8")
+}
+
 fn respond(status: StatusCode, body: &Value) -> Response<Body> {
     Response::builder()
         .status(status)
@@ -653,6 +846,19 @@ fn not_found(path: &str) -> Value {
         "reason": "NotFound",
         "details": {"name": name},
         "code": 404,
+    })
+}
+
+/// The API server's answer for a request RBAC does not allow.
+fn forbidden(path: &str) -> Value {
+    json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": format!("forbidden: the operator cannot list {path}"),
+        "reason": "Forbidden",
+        "code": 403,
     })
 }
 
@@ -723,6 +929,39 @@ spec:
   resources:
     limits: {memory: 512Mi}
 "#;
+
+const BATCH_JOB: &str = r#"
+apiVersion: tributary.dev/v1alpha1
+kind: BatchJob
+metadata:
+  name: daily
+  namespace: demo
+  uid: 7f0c0e1a-0000-4000-8000-0000000000b1
+  generation: 1
+  resourceVersion: "300"
+  creationTimestamp: "2025-01-01T00:00:00Z"
+spec:
+  schedule: "0 2 * * *"
+  inputs:
+    - name: pin
+      url: s3://lake/clean/pin/
+      format: Parquet
+  steps:
+    - name: top
+      sql: SELECT category, count(*) AS n FROM pin GROUP BY category
+      output:
+        url: s3://lake/results/top/
+        partitionBy: [category]
+  activeDeadlineSeconds: 3600
+  resources:
+    limits: {memory: 1Gi}
+"#;
+
+/// A BatchJob `demo/daily` running one SQL step at 02:00 UTC every day, created at
+/// 2025-01-01T00:00:00Z, as a user would apply it: no status.
+pub fn batch_job() -> tributary_crds::BatchJob {
+    from_yaml(BATCH_JOB)
+}
 
 /// A Sink `demo/raw-orders` of the Topic `orders` into `s3://lake/raw/orders` (created if
 /// missing) with two workers, as a user would apply it: no finalizer, no status.

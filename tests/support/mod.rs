@@ -52,6 +52,29 @@ pub fn tributary_binary() -> std::path::PathBuf {
     path
 }
 
+/// A child process that is killed when dropped, so a failing test leaves no process behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A kube client from the stack's kubeconfig.
 pub async fn kube_client() -> kube::Client {
     stack_env("KUBECONFIG");

@@ -14,6 +14,7 @@ use tributary_workers::sink::config::{ENV_CONFIG, ENV_GROUP_INSTANCE_ID};
 
 use super::resolve::Resolved;
 use crate::context::Workers;
+use crate::worker_pod;
 
 /// The ConfigMap key holding the worker configuration.
 pub const CONFIG_KEY: &str = "config.json";
@@ -24,10 +25,10 @@ pub const APP_NAME: &str = "tributary-sink";
 /// The label selector of every child of every Sink (for the operator's watches).
 pub const CHILDREN: &str =
     "app.kubernetes.io/name=tributary-sink,app.kubernetes.io/managed-by=tributary";
+/// The name of the worker container in each pod.
+pub const CONTAINER: &str = "sink";
 /// The port of the workers' `/healthz`, `/readyz` and `/metrics`.
 pub const HTTP_PORT: i32 = 8080;
-/// The unprivileged user and group the workers run as.
-pub const RUN_AS: i64 = 65532;
 /// Time a worker has after SIGTERM to flush its buffers and commit.
 pub const TERMINATION_GRACE_SECONDS: i64 = 60;
 
@@ -81,6 +82,15 @@ fn selector(sink: &Sink) -> BTreeMap<String, String> {
     labels
 }
 
+/// The label selector of the pods of one Sink (the Deployment's), as a query string value.
+pub fn pod_selector(sink: &Sink) -> String {
+    selector(sink)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn metadata(sink: &Sink) -> Value {
     json!({
         "name": child_name(sink),
@@ -121,18 +131,10 @@ pub fn build(
             "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
         }),
     ];
-    let region = sink
-        .spec
-        .destination
-        .region
-        .as_ref()
-        .or(aws.region.as_ref());
-    if let Some(region) = region {
-        env.push(json!({"name": "AWS_REGION", "value": region}));
-    }
-    if let Some(endpoint) = &aws.endpoint_url {
-        env.push(json!({"name": "AWS_ENDPOINT_URL", "value": endpoint}));
-    }
+    env.extend(worker_pod::aws_env(
+        sink.spec.destination.region.as_ref(),
+        aws,
+    ));
     for (variable, secret) in &resolved.secret_env {
         env.push(json!({
             "name": variable,
@@ -143,44 +145,21 @@ pub fn build(
     let probe =
         |path: &str| json!({"httpGet": {"path": path, "port": "http"}, "periodSeconds": 10});
     let mut container = json!({
-        "name": "sink",
+        "name": CONTAINER,
         "image": image,
         "args": ["worker", "sink"],
         "env": env,
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
         "readinessProbe": probe("/readyz"),
         "livenessProbe": probe("/healthz"),
-        "securityContext": {
-            "runAsNonRoot": true,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "readOnlyRootFilesystem": true,
-            "allowPrivilegeEscalation": false,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        // The root file system is read-only; libraries that want a scratch file get /tmp.
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "securityContext": worker_pod::container_security_context(),
+        "volumeMounts": worker_pod::tmp_volume_mounts(),
     });
     if let Some(resources) = &sink.spec.resources {
         container["resources"] = json!(resources);
     }
-    let mut pod = json!({
-        // The workers never talk to the API server.
-        "automountServiceAccountToken": false,
-        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-        "securityContext": {
-            "runAsNonRoot": true,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
-    });
-    if let Some(account) = &workers.service_account {
-        pod["serviceAccountName"] = json!(account);
-    }
+    let mut pod = worker_pod::pod_spec(container, workers);
+    pod["terminationGracePeriodSeconds"] = json!(TERMINATION_GRACE_SECONDS);
     let deployment = json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -338,6 +317,11 @@ mod tests {
         let selector = spec.selector.match_labels.as_ref().unwrap();
         assert_eq!(selector["app.kubernetes.io/instance"], "raw-orders");
         assert_eq!(selector["app.kubernetes.io/name"], "tributary-sink");
+        assert_eq!(
+            pod_selector(&sink()),
+            "app.kubernetes.io/instance=raw-orders,app.kubernetes.io/name=tributary-sink",
+            "the pods the controller lists are the Deployment's"
+        );
         let labels = spec
             .template
             .metadata

@@ -1,7 +1,8 @@
 //! The Sink controller: validate (pure) → dereference the Topic and its KafkaCluster → resolve
 //! the worker configuration (pure) → ensure the S3 bucket → build the ConfigMap and the
-//! Deployment (pure) → apply both → status from the applied Deployment and from the consumer
-//! group's committed offsets in Kafka (lag and last flush, see decision 0011).
+//! Deployment (pure) → apply both → status from the applied Deployment, from its pods (a
+//! worker's termination message says why it stopped) and from the consumer group's committed
+//! offsets in Kafka (lag and last flush, see decision 0011).
 
 pub mod build;
 pub mod resolve;
@@ -12,10 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
@@ -41,7 +42,8 @@ pub const FIELD_MANAGER: &str = "tributary-sink";
 const KIND: &str = "Sink";
 /// How soon a missing Topic or KafkaCluster is looked for again (their watches are faster).
 const WAIT: Duration = Duration::from_secs(30);
-/// How often a running Sink's lag is read from Kafka.
+/// How often a running Sink's lag is read from Kafka (and its pods are looked at: they are not
+/// watched).
 const LAG_REFRESH: Duration = Duration::from_secs(30);
 
 /// A Sink reconciliation that failed and will be retried.
@@ -172,7 +174,8 @@ struct Applied {
 async fn apply(sink: &Sink, ctx: &Context) -> Result<Action, Error> {
     match converge(sink, ctx).await {
         Ok(applied) => {
-            let workers = rollout::observe(&applied.deployment, sink.spec.paused);
+            let pods = list_workers(sink, ctx).await;
+            let workers = rollout::observe(&applied.deployment, &pods, sink.spec.paused);
             let lag = read_lag(ctx, &applied.cluster, &applied.config).await;
             let [ready, progressing, degraded] = workers.conditions;
             let outcome = Outcome {
@@ -323,6 +326,21 @@ async fn apply_children(
     deployments
         .patch(&name, &params, &Patch::Apply(&desired.deployment))
         .await
+}
+
+/// The worker pods of `sink` (none while it is paused); none when they cannot be listed now
+/// (the status then comes from the Deployment alone: listing pods never fails a reconcile).
+async fn list_workers(sink: &Sink, ctx: &Context) -> Vec<Pod> {
+    if sink.spec.paused {
+        return Vec::new();
+    }
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &sink.namespace().unwrap_or_default());
+    let params = ListParams::default().labels(&build::pod_selector(sink));
+    pods.list(&params)
+        .await
+        .map(|list| list.items)
+        .inspect_err(|error| tracing::warn!(%error, "cannot list the worker pods"))
+        .unwrap_or_default()
 }
 
 /// The consumer group's lag, read from Kafka; `None` when it cannot be read now (the status

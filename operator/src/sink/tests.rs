@@ -1,12 +1,12 @@
 //! The branches of the Sink reconcile against a mock API server: the exact API calls it makes
-//! (Topic and cluster lookups, the children's applies, Events, the status apply), and what it
-//! does to S3 and Kafka.
+//! (Topic and cluster lookups, the children's applies, the list of the worker pods, Events, the
+//! status apply), and what it does to S3 and Kafka.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::runtime::controller::Action;
 use serde_json::Value;
 use tributary_crds::{KafkaCluster, Sink, Topic};
@@ -91,6 +91,51 @@ const STARTING: &str = "{observedGeneration: 1, replicas: 2, updatedReplicas: 2,
 /// The status of a Deployment whose two workers all run the current configuration.
 const RUNNING: &str = "{observedGeneration: 1, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2}";
 
+/// The label selector of the worker pods of `raw-orders`.
+const WORKERS: &str = "app.kubernetes.io/instance=raw-orders,app.kubernetes.io/name=tributary-sink";
+
+/// The list of the worker pods, answered with `pods`.
+fn workers(pods: &[Pod]) -> ApiCall {
+    ApiCall::list::<Pod, Pod>("demo", WORKERS, pods)
+}
+
+/// What a worker wrote to its termination log when it stopped on a bad record with
+/// `errors.tolerance: none`.
+const BAD_RECORD: &str = "record orders/1@41 cannot be written: the value is not JSON: expected value at line 1 column 1; errors.tolerance is none, so the sink stops here (set it to all to send such records to the dead letter)";
+
+/// A worker pod restarted after stopping with `message`, as the kubelet reports it.
+fn crash_looping(name: &str, message: &str) -> Pod {
+    let mut pod: Pod = from_yaml(&format!(
+        r#"
+metadata:
+  name: {name}
+  namespace: demo
+  labels: {{app.kubernetes.io/instance: raw-orders, app.kubernetes.io/name: tributary-sink}}
+status:
+  phase: Running
+  containerStatuses:
+  - name: sink
+    image: ghcr.io/tributary-dev/tributary:test
+    imageID: ""
+    ready: false
+    restartCount: 3
+    state:
+      waiting: {{reason: CrashLoopBackOff, message: back-off 40s restarting failed container=sink}}
+    lastState:
+      terminated: {{exitCode: 1, reason: Error, startedAt: "2026-11-28T21:00:00Z", finishedAt: "2026-11-28T21:00:03Z"}}
+"#
+    ));
+    let status = pod
+        .status
+        .as_mut()
+        .and_then(|s| s.container_statuses.as_mut());
+    let last = status.and_then(|s| s[0].last_state.as_mut());
+    last.and_then(|s| s.terminated.as_mut())
+        .expect("a terminated last state")
+        .message = Some(message.into());
+    pod
+}
+
 /// The two applies of a Sink's children, the Deployment answered with `status`.
 fn children(deployment_status: &str) -> [ApiCall; 2] {
     [
@@ -151,6 +196,7 @@ async fn a_sink_is_applied_as_a_config_map_and_a_deployment_with_status_from_bot
             ApiCall::event(&sink, "BucketCreated"),
             config_map,
             deployment,
+            workers(&[]),
             ApiCall::warning(&sink, "WorkersNotReady"),
             status,
         ]),
@@ -198,6 +244,7 @@ conditions:
             ApiCall::get(&cluster().ready()),
             config_map,
             deployment,
+            workers(&[]),
         ]),
     )
     .await
@@ -230,6 +277,7 @@ conditions:
             ApiCall::get(&cluster().ready()),
             config_map,
             deployment,
+            workers(&[]),
             ApiCall::event(&sink, "Running"),
             ApiCall::apply_status(&sink, FIELD_MANAGER, true, "Running").with_status(|s| {
                 assert_eq!(s["readyReplicas"], 2);
@@ -246,6 +294,82 @@ conditions:
         [("lake".to_owned(), true)],
         "checked, not created"
     );
+}
+
+#[tokio::test]
+async fn a_worker_stopped_by_a_bad_record_makes_the_sink_degraded_with_its_message() {
+    let kafka = FakeKafka::default().with_group_lag(GROUP, "orders", lagging());
+    let sink = sink().status(
+        r#"
+observedGeneration: 1
+source: topic/orders
+conditions:
+- {type: Ready, status: "True", reason: Running, message: 2 of 2 worker(s) ready, lastTransitionTime: "2025-01-01T00:01:00Z"}
+- {type: Degraded, status: "False", reason: AsExpected, message: the Deployment reports no problem, lastTransitionTime: "2025-01-01T00:01:00Z"}
+"#,
+    );
+    let [config_map, deployment] = children(STARTING);
+    let pods = [crash_looping("raw-orders-sink-5d9c-x2k", BAD_RECORD)];
+    let expected = format!("worker raw-orders-sink-5d9c-x2k: {BAD_RECORD}");
+    let also = expected.clone();
+
+    let action = reconcile_with(
+        &sink,
+        &kafka,
+        &FakeBuckets::default().with_bucket("lake"),
+        Scenario::calls([
+            ApiCall::get(&topic()),
+            ApiCall::get(&cluster().ready()),
+            config_map,
+            deployment,
+            workers(&pods),
+            ApiCall::warning(&sink, "WorkerFailed"),
+            ApiCall::apply_status(&sink, FIELD_MANAGER, false, "WorkerFailed").with_status(
+                move |s| {
+                    assert_eq!(message(s), expected);
+                    let degraded = condition(s, "Degraded");
+                    assert_eq!(
+                        (
+                            &degraded["status"],
+                            &degraded["reason"],
+                            &degraded["message"]
+                        ),
+                        (&"True".into(), &"WorkerFailed".into(), &also.into())
+                    );
+                    assert!(message(s).contains("errors.tolerance is none"), "{s}");
+                    assert_eq!(s["lag"], 42, "the lag is still read");
+                },
+            ),
+        ]),
+    )
+    .await
+    .expect("reconciled: the workers' failure is not the controller's");
+    assert_eq!(action, Action::requeue(LAG_REFRESH), "looked at again");
+}
+
+#[tokio::test]
+async fn pods_that_cannot_be_listed_leave_the_status_to_the_deployment() {
+    let sink = sink();
+    let [config_map, deployment] = children(RUNNING);
+
+    let action = reconcile_with(
+        &sink,
+        &FakeKafka::default().with_group_lag(GROUP, "orders", lagging()),
+        &FakeBuckets::default().with_bucket("lake"),
+        Scenario::calls([
+            ApiCall::get(&topic()),
+            ApiCall::get(&cluster().ready()),
+            config_map,
+            deployment,
+            ApiCall::list_forbidden::<Pod>("demo", WORKERS),
+            ApiCall::event(&sink, "Running"),
+            ApiCall::apply_status(&sink, FIELD_MANAGER, true, "Running")
+                .with_status(|s| assert_eq!(condition(s, "Degraded")["reason"], "AsExpected")),
+        ]),
+    )
+    .await
+    .expect("a pod list never fails the reconcile");
+    assert_eq!(action, Action::requeue(LAG_REFRESH));
 }
 
 #[tokio::test]
@@ -459,6 +583,7 @@ conditions:
             ApiCall::get(&cluster().ready()),
             config_map,
             deployment,
+            workers(&[]),
             ApiCall::apply_status(&sink, FIELD_MANAGER, false, "WorkersNotReady").with_status(
                 |s| {
                     assert_eq!(s["lag"], 7);
@@ -492,6 +617,7 @@ async fn the_lag_is_not_read_from_a_cluster_that_is_not_ready() {
             ApiCall::get(&cluster()),
             config_map,
             deployment,
+            workers(&[]),
             ApiCall::warning(&sink, "WorkersNotReady"),
             ApiCall::apply_status(&sink, FIELD_MANAGER, false, "WorkersNotReady")
                 .with_status(|s| assert!(s.get("lag").is_none(), "{s}")),

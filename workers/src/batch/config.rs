@@ -62,6 +62,9 @@ mod tests {
         }"#;
         let config = BatchWorkerConfig::from_json(json).unwrap();
         assert_eq!(config.steps[0].name, "n");
-        assert_eq!(BatchWorkerConfig::from_json(&config.to_json()).unwrap(), config);
+        assert_eq!(
+            BatchWorkerConfig::from_json(&config.to_json()).unwrap(),
+            config
+        );
     }
 }

@@ -504,10 +504,18 @@ impl Sink {
                     }
                 }
                 message = stream.next() => {
+                    // The rebalance callbacks ran while this message was polled. A message of a
+                    // partition they (re)assigned was fetched before the recovery's seek: it is
+                    // read again from the recovered position, so it is dropped here.
+                    let mut reassigned = Vec::new();
                     while let Ok(event) = events.try_recv() {
+                        if let Event::Assigned(partitions) = &event {
+                            reassigned.extend_from_slice(partitions);
+                        }
                         self.on_event(event, &consumer, &positions, &lake, &mut state).await?;
                     }
                     match message {
+                        Some(Ok(message)) if reassigned.contains(&message.partition()) => {}
                         Some(Ok(message)) => {
                             self.on_message(&message, &consumer, &lake, &mut state).await?;
                         }

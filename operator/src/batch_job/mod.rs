@@ -65,7 +65,7 @@ pub async fn reconcile(batch_job: Arc<BatchJob>, ctx: Arc<Context>) -> Result<Ac
 #[tracing::instrument(skip_all, fields(kind = KIND, namespace = %batch_job.namespace().unwrap_or_default(), name = %batch_job.name_any()))]
 async fn apply(batch_job: &BatchJob, ctx: &Context) -> Result<Action, Error> {
     let now = ctx.now();
-    let validated = match validate::validate(batch_job) {
+    let validated = match validate::validate(batch_job).await {
         Ok(validated) => validated,
         Err(error) => {
             let ready = Decided::no(READY, "InvalidSpec", error.to_string());

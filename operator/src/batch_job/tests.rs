@@ -108,9 +108,9 @@ fn with_spec(yaml_lines: &str) -> BatchJob {
 
 // --- validate ---
 
-#[test]
-fn a_valid_spec_gives_the_schedule_and_the_backfill_times() {
-    let validated = validate(&batch_job()).unwrap();
+#[tokio::test]
+async fn a_valid_spec_gives_the_schedule_and_the_backfill_times() {
+    let validated = validate(&batch_job()).await.unwrap();
     assert_eq!(
         validated
             .schedule
@@ -123,13 +123,13 @@ fn a_valid_spec_gives_the_schedule_and_the_backfill_times() {
     let backfilled = with_spec(
         "backfill: {from: '2024-12-30', to: '2024-12-31', order: NewestFirst, id: again}",
     );
-    let (key, times) = validate(&backfilled).unwrap().backfill.unwrap();
+    let (key, times) = validate(&backfilled).await.unwrap().backfill.unwrap();
     assert_eq!(key, "2024-12-30..2024-12-31 NewestFirst id=again");
     assert_eq!(times, [day(0), day(-1)]);
 }
 
-#[test]
-fn what_cannot_run_is_refused_with_the_field() {
+#[tokio::test]
+async fn what_cannot_run_is_refused_with_the_field() {
     let cases = [
         (
             "schedule: '61 * * * *'",
@@ -163,14 +163,53 @@ fn what_cannot_run_is_refused_with_the_field() {
             "steps: [{name: a, sql: SELECT 1}]",
             "at least one step needs an output",
         ),
+        // The SQL, planned by the worker's engine without data.
+        (
+            "steps: [{name: a, sql: 'SELEC category FROM pin', output: {url: 's3://a/x/'}}]",
+            "spec.steps: step \"a\": the SQL does not parse",
+        ),
+        (
+            "steps: [{name: a, sql: 'SELECT * FROM geo', output: {url: 's3://a/x/'}}]",
+            "spec.steps: step \"a\" reads table \"geo\", which is neither an input nor an \
+             earlier step (known here: pin)",
+        ),
+        (
+            "steps: [{name: a, sql: 'DROP TABLE pin', output: {url: 's3://a/x/'}}]",
+            "only a query (SELECT, WITH ... SELECT, VALUES) can be a step",
+        ),
+        (
+            "inputs: [{name: pin, url: 's3://a/b/', schema: [{name: category, type: String}]}]\n\
+             steps: [{name: a, sql: 'SELECT categry FROM pin', output: {url: 's3://a/x/'}}]",
+            "categry",
+        ),
     ];
     for (spec, expected) in cases {
-        let error = validate(&with_spec(spec)).expect_err(spec);
+        let error = validate(&with_spec(spec)).await.expect_err(spec);
         assert!(error.to_string().contains(expected), "{spec}: {error}");
     }
     let mut long = batch_job();
     long.metadata.name = Some("x".repeat(64));
-    assert!(matches!(validate(&long), Err(SpecError::NameTooLong(64))));
+    assert!(matches!(
+        validate(&long).await,
+        Err(SpecError::NameTooLong(64))
+    ));
+}
+
+/// The reference jobs of `examples/pinterest/` plan against their inputs' schemas.
+#[tokio::test]
+async fn the_pinterest_batch_jobs_are_valid() {
+    for file in ["batch-clean.yaml", "batch-aggregate.yaml"] {
+        let path = format!(
+            "{}/../examples/pinterest/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let yaml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let mut batch_job: BatchJob = from_yaml(&yaml);
+        batch_job.metadata.namespace = Some("demo".into());
+        if let Err(error) = validate(&batch_job).await {
+            panic!("{file}: {error}");
+        }
+    }
 }
 
 // --- build ---

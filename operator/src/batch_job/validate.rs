@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use kube::ResourceExt;
 use tributary_crds::{BatchJob, Invalid, Validate};
+use tributary_workers::batch::{BatchPlanError, check_steps};
 
 use super::schedule::{Schedule, ScheduleError};
 
@@ -50,6 +51,10 @@ pub enum SpecError {
         /// The offending entry.
         name: String,
     },
+    /// A step's SQL does not parse, is not a query, reads an unknown table, or (when every
+    /// input has a schema) does not plan against the inputs' columns.
+    #[error("spec.steps: {0}")]
+    Sql(#[from] BatchPlanError),
 }
 
 /// What the rest of the reconcile needs from a valid spec.
@@ -64,9 +69,10 @@ pub struct Validated {
 /// Check `batch_job` as the API server would, plus what only the scheduler knows (cron, time
 /// zone, the backfill range) and what the worker would refuse (names, partition columns).
 ///
-/// SQL is planned by the worker's engine: its check (the steps against the inputs' schemas)
-/// belongs at the end of this function, so that a SQL error is a [`SpecError`] like any other.
-pub fn validate(batch_job: &BatchJob) -> Result<Validated, SpecError> {
+/// Last, the SQL is planned by the worker's own engine (DataFusion), without data: every step
+/// must be one query over the inputs and earlier steps and, where every input has a `schema`,
+/// must plan against those columns ([`tributary_workers::batch::check_steps`]).
+pub async fn validate(batch_job: &BatchJob) -> Result<Validated, SpecError> {
     let name = batch_job.name_any();
     if name.len() > MAX_NAME {
         return Err(SpecError::NameTooLong(name.len()));
@@ -95,6 +101,7 @@ pub fn validate(batch_job: &BatchJob) -> Result<Validated, SpecError> {
         None => None,
     };
     batch_job.validate(None)?;
+    check_steps(&spec.inputs, &spec.steps).await?;
     Ok(Validated { schedule, backfill })
 }
 

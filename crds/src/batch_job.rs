@@ -82,14 +82,11 @@ pub struct BatchJobSpec {
     #[serde(default = "default_max_catch_up_runs")]
     #[schemars(range(min = 1, max = 1000))]
     pub max_catch_up_runs: i32,
-    /// How often a failed run is retried before it counts as failed.
+    /// How often a failed run is retried before it counts as failed. Retries wait as Kubernetes
+    /// Jobs do: 10 s, then doubling, at most 6 minutes.
     #[serde(default = "default_backoff_limit")]
     #[schemars(range(min = 0, max = 20))]
     pub backoff_limit: i32,
-    /// Wait between retries of a failed run, as a duration such as `30s` or `5m`.
-    #[serde(default = "default_retry_delay")]
-    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
-    pub retry_delay: String,
     /// A run (all its attempts) is stopped after this many seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
@@ -136,10 +133,6 @@ fn default_max_catch_up_runs() -> i32 {
 
 fn default_backoff_limit() -> i32 {
     2
-}
-
-fn default_retry_delay() -> String {
-    "60s".into()
 }
 
 fn default_successful_history() -> i32 {

@@ -1,4 +1,4 @@
-//! Durations as the CRDs write them (`retryDelay`, `maxAge`): one or more `<digits><unit>` with
+//! Durations as the CRDs write them (`maxAge`): one or more `<digits><unit>` with
 //! the units `ms`, `s`, `m` and `h`, e.g. `90s`, `1m30s` or `250ms` — the schema's pattern
 //! `^([0-9]+(ms|s|m|h))+$`. Parts add up, so `1m90s` is 2m30s.
 

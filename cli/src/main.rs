@@ -32,6 +32,10 @@ enum Command {
     /// Run a data-plane worker (what the operator's Deployments run).
     #[command(subcommand)]
     Worker(WorkerCommand),
+    /// Generate the Pinterest workload's posts (pin, geo and user records joined on `ind`),
+    /// with dirty values and duplicates, the same for the same seed. For now they are written
+    /// to files with `--out`; sending them through the gateway comes in a later release.
+    Emulate(EmulateArgs),
     /// Check manifests as the API server would (schema and CEL rules), without a cluster.
     /// Objects of other API groups are skipped. Exits non-zero if any object is invalid.
     Validate {
@@ -50,6 +54,55 @@ enum WorkerCommand {
     /// and exit. The configuration is the JSON document the operator writes for a BatchJob, in
     /// `TRIBUTARY_BATCH_CONFIG`.
     Batch(BatchArgs),
+}
+
+/// Flags of `tributary emulate`.
+#[derive(clap::Args)]
+struct EmulateArgs {
+    /// Write JSON-lines files `DIR/{pin,geo,user}/part-NNNNN.json`; earlier parts there are
+    /// replaced. Required until the emulator can send through the gateway.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Number of posts (each one pin, one geo and one user record, plus duplicates).
+    #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
+    count: u64,
+    /// Seed of the generator: the same seed writes the same bytes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Probability, per record, that one field holds a dirty value (a placeholder or "").
+    #[arg(long, default_value_t = 0.05, value_parser = probability)]
+    dirty_rate: f64,
+    /// Probability, per record, that it is written twice in a row.
+    #[arg(long, default_value_t = 0.01, value_parser = probability)]
+    duplicate_rate: f64,
+    /// Posts per file before moving on to the next part.
+    #[arg(
+        long,
+        default_value_t = tributary_workers::pinterest::RECORDS_PER_FILE,
+        value_parser = at_least_one
+    )]
+    records_per_file: u64,
+}
+
+/// A count flag: a whole number above 0.
+fn at_least_one(text: &str) -> Result<u64, String> {
+    match text.parse() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(count) => Ok(count),
+        Err(_) => Err(format!("`{text}` is not a whole number")),
+    }
+}
+
+/// A rate flag: a number between 0 and 1.
+fn probability(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if (0.0..=1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!("must be between 0 and 1, not {text}"))
+    }
 }
 
 /// Flags of `tributary worker batch`.
@@ -282,9 +335,33 @@ fn main() -> anyhow::Result<ExitCode> {
                 std::fs::write(dir.join(&file), yaml)?;
             }
         }
+        Command::Emulate(args) => emulate(args)?,
         Command::Validate { paths } => return validate(&paths),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn emulate(args: EmulateArgs) -> anyhow::Result<()> {
+    use tributary_workers::pinterest::{GeneratorConfig, Table, write_dir};
+
+    let started = std::time::Instant::now();
+    let config = GeneratorConfig {
+        seed: args.seed,
+        dirty_rate: args.dirty_rate,
+        duplicate_rate: args.duplicate_rate,
+    };
+    let written = write_dir(&args.out, args.count, config, args.records_per_file)?;
+    eprintln!(
+        "{} posts: {} pin, {} geo, {} user records in {} file(s) per table under {} ({:.2} s)",
+        written.posts,
+        written.records(Table::Pin),
+        written.records(Table::Geo),
+        written.records(Table::User),
+        written.files_per_table,
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {

@@ -1,0 +1,325 @@
+//! The reference jobs of `examples/pinterest/` on the checked-in fixture: the cleaning
+//! BatchJob and the aggregation BatchJob, exactly as the YAML files hold them (only the lake's
+//! `s3://` location moved to directories), run by the batch worker; every cleaned table and
+//! every result table must equal what `examples/pinterest/fixture/expected.py` — the rules of
+//! docs/pinterest.md implemented a second time, in plain Python — wrote from the same raw
+//! records. Then both jobs run again for the same day and the tables stay the same (a rerun
+//! replaces, never appends).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::json::WriterBuilder;
+use datafusion::arrow::json::writer::LineDelimited;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use serde_json::Value;
+use tributary_crds::BatchJob;
+use tributary_workers::batch::config::BatchWorkerConfig;
+
+const LAKE: &str = "s3://pinterest-lake/";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("the repository")
+}
+
+fn dir_url(path: &Path) -> String {
+    format!(
+        "file://{}/",
+        path.display().to_string().trim_end_matches('/')
+    )
+}
+
+/// The worker configuration of `examples/pinterest/<file>`, its inputs under `raw/` read from
+/// the fixture and everything else in `lake`.
+fn config(file: &str, lake: &Path) -> BatchWorkerConfig {
+    let path = repo().join("examples/pinterest").join(file);
+    let yaml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let batch_job: BatchJob = serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let fixture = repo().join("examples/pinterest/fixture");
+    let relocate = |url: &str| {
+        let rest = url
+            .strip_prefix(LAKE)
+            .unwrap_or_else(|| panic!("{file}: {url} is outside {LAKE}"));
+        if rest.starts_with("raw/") {
+            dir_url(&fixture.join(rest))
+        } else {
+            dir_url(&lake.join(rest))
+        }
+    };
+    let mut inputs = batch_job.spec.inputs;
+    for input in &mut inputs {
+        input.url = relocate(&input.url);
+    }
+    let mut steps = batch_job.spec.steps;
+    for output in steps.iter_mut().filter_map(|step| step.output.as_mut()) {
+        output.url = relocate(&output.url);
+    }
+    BatchWorkerConfig {
+        batch_job: format!("demo/{}", file.trim_end_matches(".yaml")),
+        inputs,
+        steps,
+    }
+}
+
+/// A table the jobs write: its name (and expected file's), its directory under the lake, and
+/// its columns in order with their types.
+type Table = (&'static str, &'static str, Vec<(&'static str, DataType)>);
+
+/// The tables the jobs write, with their columns as docs/pinterest.md gives them.
+fn tables() -> Vec<Table> {
+    use DataType::{Float64, Int64, Utf8};
+    let timestamp = DataType::Timestamp(TimeUnit::Microsecond, None);
+    let coordinates = DataType::new_list(Float64, true);
+    vec![
+        (
+            "clean_pin",
+            "clean/pin",
+            vec![
+                ("ind", Int64),
+                ("unique_id", Utf8),
+                ("title", Utf8),
+                ("description", Utf8),
+                ("follower_count", Int64),
+                ("poster_name", Utf8),
+                ("tag_list", Utf8),
+                ("is_image_or_video", Utf8),
+                ("image_src", Utf8),
+                ("save_location", Utf8),
+                ("category", Utf8),
+            ],
+        ),
+        (
+            "clean_geo",
+            "clean/geo",
+            vec![
+                ("ind", Int64),
+                ("country", Utf8),
+                ("coordinates", coordinates),
+                ("timestamp", timestamp.clone()),
+            ],
+        ),
+        (
+            "clean_user",
+            "clean/user",
+            vec![
+                ("ind", Int64),
+                ("user_name", Utf8),
+                ("age", Int64),
+                ("date_joined", timestamp),
+            ],
+        ),
+        (
+            "popular_category_by_country",
+            "results/popular_category_by_country",
+            vec![
+                ("country", Utf8),
+                ("category", Utf8),
+                ("category_count", Int64),
+            ],
+        ),
+        (
+            "popular_category_by_year",
+            "results/popular_category_by_year",
+            vec![
+                ("post_year", Int64),
+                ("category", Utf8),
+                ("category_count", Int64),
+            ],
+        ),
+        (
+            "top_user_by_country",
+            "results/top_user_by_country",
+            vec![
+                ("country", Utf8),
+                ("poster_name", Utf8),
+                ("follower_count", Int64),
+            ],
+        ),
+        (
+            "top_country_by_followers",
+            "results/top_country_by_followers",
+            vec![("country", Utf8), ("follower_count", Int64)],
+        ),
+        (
+            "popular_category_by_age_group",
+            "results/popular_category_by_age_group",
+            vec![
+                ("age_group", Utf8),
+                ("category", Utf8),
+                ("category_count", Int64),
+            ],
+        ),
+        (
+            "median_followers_by_age_group",
+            "results/median_followers_by_age_group",
+            vec![("age_group", Utf8), ("median_follower_count", Float64)],
+        ),
+        (
+            "users_joined_by_year",
+            "results/users_joined_by_year",
+            vec![("post_year", Int64), ("number_users_joined", Int64)],
+        ),
+        (
+            "median_followers_by_join_year",
+            "results/median_followers_by_join_year",
+            vec![("post_year", Int64), ("median_follower_count", Float64)],
+        ),
+        (
+            "median_followers_by_age_group_and_join_year",
+            "results/median_followers_by_age_group_and_join_year",
+            vec![
+                ("age_group", Utf8),
+                ("post_year", Int64),
+                ("median_follower_count", Float64),
+            ],
+        ),
+    ]
+}
+
+/// One row as comparable JSON: numbers as doubles (the expected files write medians as
+/// `3000.0`, Arrow may write `3000`), timestamps as `YYYY-MM-DD HH:MM:SS`.
+fn normalize(value: Value) -> Value {
+    match value {
+        Value::Number(number) => Value::from(number.as_f64().expect("a finite number")),
+        Value::String(text) => {
+            let bytes = text.as_bytes();
+            if text.len() == 19 && bytes[10] == b'T' && bytes[4] == b'-' && bytes[13] == b':' {
+                Value::String(text.replacen('T', " ", 1))
+            } else {
+                Value::String(text)
+            }
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, normalize(v))).collect())
+        }
+        other => other,
+    }
+}
+
+/// The rows of `text` (JSON lines), normalized and sorted.
+fn rows(text: &str) -> Vec<String> {
+    let mut rows: Vec<String> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            let value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            normalize(value).to_string()
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// The Parquet table under `dir`: its columns with their types, and its rows as JSON lines.
+async fn read_table(dir: &Path) -> (Vec<(String, DataType)>, String) {
+    let ctx = SessionContext::new();
+    let frame = ctx
+        .read_parquet(dir_url(dir), ParquetReadOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{dir:?}: {e}"));
+    let columns = frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| {
+            // Readers may hand strings out as views; the files hold plain UTF-8.
+            let data_type = match field.data_type() {
+                DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+                other => other.clone(),
+            };
+            (field.name().clone(), data_type)
+        })
+        .collect();
+    let batches = frame.collect().await.expect("the table reads");
+    let mut writer = WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, LineDelimited>(Vec::new());
+    for batch in &batches {
+        writer.write(batch).expect("rows as JSON");
+    }
+    writer.finish().expect("rows as JSON");
+    let json = String::from_utf8(writer.into_inner()).expect("UTF-8");
+    (columns, json)
+}
+
+/// Every table equals its expected file, column for column and row for row.
+async fn assert_tables_as_expected(lake: &Path) {
+    let expected_dir = repo().join("examples/pinterest/fixture/expected");
+    let mut failures = Vec::new();
+    let mut counts = BTreeMap::new();
+    for (name, dir, columns) in tables() {
+        let (actual_columns, actual) = read_table(&lake.join(dir)).await;
+        let wanted: Vec<(String, DataType)> = columns
+            .iter()
+            .map(|(column, data_type)| (column.to_string(), data_type.clone()))
+            .collect();
+        // A list's item field may be named differently by writer and reader.
+        let same_columns = actual_columns.len() == wanted.len()
+            && actual_columns.iter().zip(&wanted).all(|(a, w)| {
+                a.0 == w.0
+                    && match (&a.1, &w.1) {
+                        (DataType::List(a), DataType::List(w)) => a.data_type() == w.data_type(),
+                        (a, w) => a == w,
+                    }
+            });
+        if !same_columns {
+            failures.push(format!(
+                "{name}: columns {actual_columns:?}, expected {wanted:?}"
+            ));
+            continue;
+        }
+        let path = expected_dir.join(format!("{name}.json"));
+        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        let (actual, expected) = (rows(&actual), rows(&expected));
+        counts.insert(name, actual.len());
+        if actual != expected {
+            let missing: Vec<_> = expected.iter().filter(|r| !actual.contains(r)).collect();
+            let extra: Vec<_> = actual.iter().filter(|r| !expected.contains(r)).collect();
+            failures.push(format!(
+                "{name}: {} rows, expected {}\n  missing: {missing:#?}\n  unexpected: {extra:#?}",
+                actual.len(),
+                expected.len()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        counts.values().all(|&n| n > 0),
+        "an empty table: {counts:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_pinterest_jobs_compute_the_expected_tables_and_reruns_replace_them() {
+    let lake = tempfile::tempdir().expect("a temporary directory");
+    let clean = config("batch-clean.yaml", lake.path());
+    let aggregate = config("batch-aggregate.yaml", lake.path());
+    // The SQL checks the controller runs before any Job starts pass on both jobs.
+    for job in [&clean, &aggregate] {
+        tributary_workers::batch::check_steps(&job.inputs, &job.steps)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", job.batch_job));
+    }
+    let day: jiff::Timestamp = "2026-11-28T01:00:00Z".parse().unwrap();
+    for attempt in 1..=2 {
+        for job in [&clean, &aggregate] {
+            let summaries = tributary_workers::batch::run(job, day)
+                .await
+                .unwrap_or_else(|e| panic!("{} (attempt {attempt}): {e}", job.batch_job));
+            let written: Vec<&str> = summaries.iter().map(|s| s.step.as_str()).collect();
+            let outputs: Vec<&str> = job
+                .steps
+                .iter()
+                .filter(|step| step.output.is_some())
+                .map(|step| step.name.as_str())
+                .collect();
+            assert_eq!(written, outputs, "{}", job.batch_job);
+        }
+        assert_tables_as_expected(lake.path()).await;
+    }
+}

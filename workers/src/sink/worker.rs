@@ -505,17 +505,17 @@ impl Sink {
                 }
                 message = stream.next() => {
                     // The rebalance callbacks ran while this message was polled. A message of a
-                    // partition they (re)assigned was fetched before the recovery's seek: it is
-                    // read again from the recovered position, so it is dropped here.
-                    let mut reassigned = Vec::new();
+                    // partition the recovery moved (seek) was fetched before the seek: it is
+                    // read again from the recovered position, so it is dropped here. Where the
+                    // recovery kept the consumer's own position, it is the next record.
+                    let mut moved = Vec::new();
                     while let Ok(event) = events.try_recv() {
-                        if let Event::Assigned(partitions) = &event {
-                            reassigned.extend_from_slice(partitions);
-                        }
-                        self.on_event(event, &consumer, &positions, &lake, &mut state).await?;
+                        moved.extend(
+                            self.on_event(event, &consumer, &positions, &lake, &mut state).await?,
+                        );
                     }
                     match message {
-                        Some(Ok(message)) if reassigned.contains(&message.partition()) => {}
+                        Some(Ok(message)) if moved.contains(&message.partition()) => {}
                         Some(Ok(message)) => {
                             self.on_message(&message, &consumer, &lake, &mut state).await?;
                         }
@@ -562,6 +562,7 @@ impl Sink {
         Ok(client)
     }
 
+    /// Apply a rebalance: returns the partitions whose position the recovery moved.
     async fn on_event(
         &self,
         event: Event,
@@ -569,7 +570,7 @@ impl Sink {
         positions: &Arc<BaseConsumer>,
         lake: &LakeLocation,
         state: &mut LoopState,
-    ) -> Result<(), WorkerError> {
+    ) -> Result<Vec<i32>, WorkerError> {
         match event {
             Event::Revoked(partitions) => {
                 let dropped: usize = state
@@ -587,7 +588,7 @@ impl Sink {
                     dropped,
                     "partitions revoked; their unflushed records are left to the next owner"
                 );
-                Ok(())
+                Ok(Vec::new())
             }
             Event::Assigned(partitions) => {
                 for &partition in &partitions {
@@ -599,7 +600,8 @@ impl Sink {
         }
     }
 
-    /// Work out where each of `partitions` starts, seek there and resume reading.
+    /// Work out where each of `partitions` starts, seek there where that is not the position
+    /// the consumer starts at by itself, and resume reading. Returns the partitions it moved.
     async fn recover(
         &self,
         partitions: &[i32],
@@ -607,9 +609,9 @@ impl Sink {
         positions: &Arc<BaseConsumer>,
         lake: &LakeLocation,
         state: &mut LoopState,
-    ) -> Result<(), WorkerError> {
+    ) -> Result<Vec<i32>, WorkerError> {
         if partitions.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let keys = list_keys(lake.store.as_ref(), &lake.prefix).await?;
         let topic = self.config.topic.clone();
@@ -665,16 +667,30 @@ impl Sink {
                 Start::At(offset) => (Phase::Live, offset),
             };
             state.phases.insert(partition, phase);
-            seeks.push((partition, offset));
+            // The consumer starts by itself at the committed offset, else at startFrom (its
+            // auto.offset.reset). A seek there would only throw away what it has fetched.
+            let own_position = match (start, committed_offset) {
+                (Start::At(Offset::Offset(offset)), Some(committed)) => offset == committed,
+                (Start::At(Offset::Beginning | Offset::End), None) => true,
+                _ => false,
+            };
+            if !own_position {
+                seeks.push((partition, offset));
+            }
         }
         let mut resume = TopicPartitionList::new();
+        for &partition in partitions {
+            resume.add_partition(&topic, partition);
+        }
+        let mut moved = Vec::with_capacity(seeks.len());
         for (partition, offset) in seeks {
             seek(consumer, &topic, partition, offset).await?;
-            resume.add_partition(&topic, partition);
+            moved.push(partition);
         }
         consumer
             .resume(&resume)
-            .map_err(kafka("resuming the assigned partitions"))
+            .map_err(kafka("resuming the assigned partitions"))?;
+        Ok(moved)
     }
 
     async fn on_message(

@@ -15,6 +15,7 @@ pub mod config;
 pub mod keys;
 pub mod metrics;
 pub mod parquet;
+pub mod pipeline;
 pub mod store;
 pub mod template;
 pub mod worker;

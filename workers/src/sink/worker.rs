@@ -18,11 +18,13 @@
 //! fetched before the seek are dropped (librdkafka purges them on seek, and the loop ignores
 //! any that slip through while a partition is still pending).
 //!
-//! # Revocation
+//! # Uploads and revocation
 //!
-//! Flushes are awaited in the loop, and rebalance callbacks run only while the loop polls the
-//! consumer, so no upload is ever in flight when partitions are revoked: their buffers are
-//! dropped uncommitted, and the next owner reads those records again after the newest object.
+//! A flush is encoded in the loop and uploaded (then committed) in the background, one flush
+//! in flight per partition, while the loop reads on ([`super::pipeline`]). When partitions are
+//! revoked, the rebalance callback waits for their flushes in flight to upload and commit;
+//! their buffered records are dropped uncommitted, and the next owner reads them again after
+//! the newest object.
 //!
 //! # Commits
 //!
@@ -39,7 +41,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use jiff::Timestamp;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -58,14 +60,16 @@ use super::config::{ConfigError, ENV_GROUP_INSTANCE_ID, SinkWorkerConfig};
 use super::keys::{Extension, KeyError, SourcePartition, newest_for_partition};
 use super::metrics::SinkMetrics;
 use super::parquet::{ParquetEncoder, ParquetError};
+use super::pipeline::{Done, FlushJob, InFlight, Uploads};
 use super::store::{LakeLocation, StoreError, encode_json_lines, list_keys, put_object};
 use super::template::{Partitioning, PartitioningError};
 use crate::connect::ConnectError;
 
 /// How long a blocking Kafka call (watermarks, committed offsets, seek) may take.
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
-/// Objects of one flush uploaded at the same time.
-const UPLOAD_CONCURRENCY: usize = 4;
+/// How long a revocation waits for the revoked partitions' uploads before the worker stops
+/// (the next owner recovers from the lake).
+const REVOKE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Why the worker cannot start or stops.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +104,20 @@ pub enum WorkerError {
     /// The lake cannot be opened, written or listed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A flush's upload or commit failed.
+    #[error("flushing {topic}/{partition} offsets {first}..={last}: {message}")]
+    Flush {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The flush's first offset.
+        first: u64,
+        /// The flush's last offset.
+        last: u64,
+        /// Why.
+        message: String,
+    },
     /// `errors.tolerance: none` and a bad record.
     #[error(
         "record {topic}/{partition}@{offset} cannot be written: {reason}; errors.tolerance is none, so the sink stops here (set it to all to send such records to the dead letter)"
@@ -237,6 +255,8 @@ pub struct Sink {
     failpoint: Option<Failpoint>,
     flushes: u64,
     multi_object_flushes: u64,
+    /// Background uploads; set when `run` opens the destination.
+    uploads: Option<Uploads>,
 }
 
 /// Where a partition is after its assignment.
@@ -317,6 +337,7 @@ struct SinkContext {
     topic: String,
     events: mpsc::UnboundedSender<Event>,
     metrics: Arc<SinkMetrics>,
+    in_flight: Arc<InFlight>,
 }
 
 impl SinkContext {
@@ -344,7 +365,18 @@ impl ClientContext for SinkContext {
 impl ConsumerContext for SinkContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
-            let _ = self.events.send(Event::Revoked(self.partitions(list)));
+            let partitions = self.partitions(list);
+            // The next owner lists the lake after this returns: the revoked partitions'
+            // uploads must be in it, and committed, by then.
+            if !self.in_flight.wait_for(&partitions, REVOKE_TIMEOUT) {
+                tracing::error!(
+                    ?partitions,
+                    "uploads of revoked partitions did not finish within {REVOKE_TIMEOUT:?}; \
+                     stopping so that the next owner recovers from the lake"
+                );
+                std::process::exit(1);
+            }
+            let _ = self.events.send(Event::Revoked(partitions));
         }
     }
 
@@ -386,6 +418,7 @@ impl Sink {
             failpoint: None,
             flushes: 0,
             multi_object_flushes: 0,
+            uploads: None,
         })
     }
 
@@ -451,12 +484,21 @@ impl Sink {
     ) -> Result<(), WorkerError> {
         self.failpoint = env(ENV_FAILPOINT).as_deref().and_then(Failpoint::parse);
         let lake = LakeLocation::parse(&self.config.destination.url)?;
+        let in_flight = Arc::new(InFlight::default());
+        let threshold = usize::try_from(self.config.destination.multipart_threshold_bytes)
+            .unwrap_or(usize::MAX);
+        let uploads = Uploads::new(in_flight.clone(), threshold, || {
+            LakeLocation::parse(&self.config.destination.url).map(|lake| lake.store)
+        })?;
+        let finished = uploads.finished.clone();
+        self.uploads = Some(uploads);
         let (events_tx, mut events) = mpsc::unbounded_channel();
         let client = self.client_config(&env)?;
         let context = SinkContext {
             topic: self.config.topic.clone(),
             events: events_tx,
             metrics: self.metrics.clone(),
+            in_flight,
         };
         let mut consumer_config = client.clone();
         consumer_config.set("statistics.interval.ms", "5000");
@@ -495,6 +537,7 @@ impl Sink {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
+                () = finished.notified() => self.collect_finished()?,
                 Some(event) = events.recv() => {
                     self.on_event(event, &consumer, &positions, &lake, &mut state).await?;
                 }
@@ -534,6 +577,7 @@ impl Sink {
             self.flush_batch(&consumer, &lake, batch, CommitMode::Sync)
                 .await?;
         }
+        self.wait_until(|in_flight| in_flight.is_empty()).await?;
         consumer.unsubscribe();
         tracing::info!("sink worker stopped");
         Ok(())
@@ -696,7 +740,7 @@ impl Sink {
     async fn on_message(
         &mut self,
         message: &BorrowedMessage<'_>,
-        consumer: &SinkConsumer,
+        consumer: &Arc<SinkConsumer>,
         lake: &LakeLocation,
         state: &mut LoopState,
     ) -> Result<(), WorkerError> {
@@ -804,7 +848,7 @@ impl Sink {
 
     async fn flush_batch(
         &mut self,
-        consumer: &SinkConsumer,
+        consumer: &Arc<SinkConsumer>,
         lake: &LakeLocation,
         batch: Batch<Entry>,
         mode: CommitMode,
@@ -824,10 +868,13 @@ impl Sink {
 
     /// Write `records`, the flush of `offsets` of `partition`: dead letters first, then one
     /// object per path, all named with `offsets`; then commit the offset after the range.
+    /// The records are encoded here; the uploads and the commit run in the background after
+    /// the partition's previous flush (and within the memory budget). `CommitMode::Sync`
+    /// returns only when the flush, and every flush before it, is committed.
     #[allow(clippy::too_many_arguments)]
     async fn flush(
         &mut self,
-        consumer: &SinkConsumer,
+        consumer: &Arc<SinkConsumer>,
         lake: &LakeLocation,
         partition: i32,
         offsets: RangeInclusive<u64>,
@@ -868,15 +915,15 @@ impl Sink {
         }
         let threshold = usize::try_from(self.config.destination.multipart_threshold_bytes)
             .unwrap_or(usize::MAX);
-        if let Some(offset) = first_dead {
-            let key = source.dead_letter_key(&self.config.dead_letter_prefix, offset)?;
-            let bytes = encode_json_lines(&dead, Extension::Json)?;
-            self.metrics.bytes_out.inc_by(bytes.len() as u64);
-            put_object(lake.store.as_ref(), &key, bytes, threshold).await?;
-            self.metrics.objects.inc();
-            self.metrics.dead_letters.inc_by(dead.len() as u64);
-            tracing::warn!(partition, key, records = dead.len(), "dead letters written");
-        }
+        let dead = match first_dead {
+            Some(offset) => {
+                let key = source.dead_letter_key(&self.config.dead_letter_prefix, offset)?;
+                let bytes = encode_json_lines(&dead, Extension::Json)?;
+                self.metrics.bytes_out.inc_by(bytes.len() as u64);
+                Some((key, bytes, dead.len() as u64))
+            }
+            None => None,
+        };
         let extension = self.encoder.extension();
         let mut objects = Vec::with_capacity(paths.len());
         for (path, lines) in paths {
@@ -885,55 +932,100 @@ impl Sink {
             self.metrics.bytes_out.inc_by(bytes.len() as u64);
             objects.push((key, bytes));
         }
-        let count = objects.len();
         self.flushes += 1;
-        if count > 1 {
+        if objects.len() > 1 {
             self.multi_object_flushes += 1;
             if self.failpoint == Some(Failpoint::MidFlush(self.multi_object_flushes)) {
+                self.wait_until(|in_flight| in_flight.is_empty()).await?;
                 let (key, bytes) = &objects[0];
                 put_object(lake.store.as_ref(), key, bytes.clone(), threshold).await?;
                 tracing::warn!(key, "failpoint mid-flush: stopping after the first object");
                 std::process::abort();
             }
         }
-        futures::stream::iter(objects)
-            .map(|(key, bytes)| async move {
-                put_object(lake.store.as_ref(), &key, bytes, threshold).await
-            })
-            .buffer_unordered(UPLOAD_CONCURRENCY)
-            .try_collect::<()>()
-            .await?;
-        if self.failpoint == Some(Failpoint::AfterUpload(self.flushes)) {
-            tracing::warn!(
-                partition,
-                "failpoint after-upload: stopping before the commit"
-            );
-            std::process::abort();
-        }
-        self.metrics.objects.inc_by(count as u64);
-        self.metrics.records_out.inc_by(good);
-        let now = Timestamp::now();
-        commit(
-            consumer,
-            &self.config.topic,
+        let job = FlushJob {
             partition,
-            *offsets.end(),
-            now,
-            mode,
-        )?;
-        self.metrics.flushed(
+            offsets,
             trigger,
-            started.elapsed().as_secs_f64(),
-            now.as_millisecond() as f64 / 1000.0,
-        );
-        tracing::debug!(
-            partition,
-            first = offsets.start(),
-            last = offsets.end(),
-            trigger = trigger.label(),
-            objects = count,
-            "flushed"
-        );
+            dead,
+            objects,
+            good,
+            started,
+            abort_after_upload: self.failpoint == Some(Failpoint::AfterUpload(self.flushes)),
+        };
+        // The partition's previous flush commits first; the bytes in flight stay in budget.
+        let (bytes, budget) = (job.bytes(), self.limits.memory_budget_bytes);
+        self.wait_until(|in_flight| {
+            !in_flight.busy(partition)
+                && (in_flight.is_empty() || in_flight.bytes() + bytes <= budget)
+        })
+        .await?;
+        let (consumer, topic) = (consumer.clone(), self.config.topic.clone());
+        // A synchronous commit (when stopping) blocks an upload thread until the broker has it.
+        self.uploads().spawn(job, move |partition, last, now| {
+            commit(&consumer, &topic, partition, last, now, mode).map_err(|error| error.to_string())
+        });
+        if let CommitMode::Sync = mode {
+            self.wait_until(|in_flight| in_flight.is_empty()).await?;
+        }
+        Ok(())
+    }
+
+    fn uploads(&self) -> &Uploads {
+        self.uploads
+            .as_ref()
+            .expect("run opens the uploads before any flush")
+    }
+
+    /// Wait, taking in finished flushes, until `ready` holds for the flushes in flight.
+    async fn wait_until(&mut self, ready: impl Fn(&InFlight) -> bool) -> Result<(), WorkerError> {
+        loop {
+            self.collect_finished()?;
+            let uploads = self.uploads();
+            if ready(&uploads.in_flight) {
+                return Ok(());
+            }
+            let finished = uploads.finished.clone();
+            finished.notified().await;
+        }
+    }
+
+    /// Count the flushes that finished; the first one that failed stops the worker.
+    fn collect_finished(&mut self) -> Result<(), WorkerError> {
+        for Done { job, result } in self.uploads().take_done() {
+            let now = result.map_err(|message| WorkerError::Flush {
+                topic: self.config.topic.clone(),
+                partition: job.partition,
+                first: *job.offsets.start(),
+                last: *job.offsets.end(),
+                message,
+            })?;
+            if let Some((key, _, records)) = &job.dead {
+                self.metrics.objects.inc();
+                self.metrics.dead_letters.inc_by(*records);
+                tracing::warn!(
+                    partition = job.partition,
+                    key,
+                    records,
+                    "dead letters written"
+                );
+            }
+            self.metrics.objects.inc_by(job.objects.len() as u64);
+            self.metrics.records_out.inc_by(job.good);
+            self.metrics.flushed(
+                job.trigger,
+                job.started.elapsed().as_secs_f64(),
+                now.as_millisecond() as f64 / 1000.0,
+            );
+            tracing::debug!(
+                partition = job.partition,
+                first = job.offsets.start(),
+                last = job.offsets.end(),
+                trigger = job.trigger.label(),
+                objects = job.objects.len(),
+                "flushed"
+            );
+        }
         Ok(())
     }
 }

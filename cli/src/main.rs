@@ -32,6 +32,11 @@ enum Command {
     /// Run a data-plane worker (what the operator's Deployments run).
     #[command(subcommand)]
     Worker(WorkerCommand),
+    /// Serve the Kafka REST Proxy v2 produce API (`POST /topics/{topic}`) for the Topics this
+    /// gateway may serve, producing with an idempotent producer (acks=all). API keys come from
+    /// --api-keys-file and TRIBUTARY_GATEWAY_API_KEYS (comma-separated); SASL credentials from
+    /// TRIBUTARY_KAFKA_SASL_USERNAME / _PASSWORD, a CA bundle from TRIBUTARY_KAFKA_CA_PEM.
+    Gateway(GatewayArgs),
     /// Generate the Pinterest workload's posts (pin, geo and user records joined on `ind`),
     /// with dirty values and duplicates, the same for the same seed. For now they are written
     /// to files with `--out`; sending them through the gateway comes in a later release.
@@ -132,6 +137,71 @@ struct SinkArgs {
     /// Log as JSON lines (for log collectors) instead of text.
     #[arg(long, env = "TRIBUTARY_LOG_JSON")]
     log_json: bool,
+}
+
+/// Flags of `tributary gateway`.
+#[derive(clap::Args)]
+struct GatewayArgs {
+    /// Address of the produce API (and of /healthz, /readyz and /metrics without --http-addr).
+    #[arg(long, env = "TRIBUTARY_GATEWAY_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: std::net::SocketAddr,
+    /// Serve /healthz, /readyz and /metrics on this address instead, apart from the API.
+    #[arg(long, env = "TRIBUTARY_HTTP_ADDR")]
+    http_addr: Option<std::net::SocketAddr>,
+    /// Serve the Topics of this namespace (repeat, or comma-separate, for several).
+    /// Default: all namespaces.
+    #[arg(
+        long = "namespace",
+        env = "TRIBUTARY_GATEWAY_NAMESPACES",
+        value_delimiter = ','
+    )]
+    namespaces: Vec<String>,
+    /// Serve only the Topics with these labels (a Kubernetes label selector, e.g.
+    /// `tributary.dev/gateway=public`).
+    #[arg(long, env = "TRIBUTARY_GATEWAY_SELECTOR")]
+    selector: Option<String>,
+    /// A file with one API key per line (a mounted Secret); re-read every 10 s.
+    #[arg(long, env = "TRIBUTARY_GATEWAY_API_KEYS_FILE")]
+    api_keys_file: Option<PathBuf>,
+    /// The Kafka brokers, `host:port` comma-separated.
+    #[arg(long, env = "TRIBUTARY_KAFKA_BOOTSTRAP")]
+    bootstrap_servers: String,
+    /// Connect to Kafka with TLS (the CA bundle, if not the system's, in TRIBUTARY_KAFKA_CA_PEM).
+    #[arg(long, env = "TRIBUTARY_KAFKA_TLS")]
+    kafka_tls: bool,
+    /// SASL mechanism: ScramSha512, ScramSha256 or Plain (credentials in
+    /// TRIBUTARY_KAFKA_SASL_USERNAME and TRIBUTARY_KAFKA_SASL_PASSWORD).
+    #[arg(long, env = "TRIBUTARY_KAFKA_SASL_MECHANISM", value_parser = sasl_mechanism)]
+    kafka_sasl_mechanism: Option<tributary_crds::kafka_cluster::SaslMechanism>,
+    /// Largest request body, in bytes (413 above it).
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Most records in one request (413 above it).
+    #[arg(long, default_value_t = 10_000)]
+    max_records: usize,
+    /// Longest a request may take (408 after it), e.g. `30s`; records not acknowledged within
+    /// three quarters of it fail with their own error.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    request_timeout: std::time::Duration,
+    /// Most records sent and not yet acknowledged, over all requests; a request that finds no
+    /// room within 1 s is answered 429.
+    #[arg(long, default_value_t = 100_000)]
+    max_in_flight_records: usize,
+    /// Log as JSON lines (for log collectors) instead of text.
+    #[arg(long, env = "TRIBUTARY_LOG_JSON")]
+    log_json: bool,
+}
+
+/// A duration flag, written as in the CRDs (`30s`, `1m30s`, `500ms`).
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    tributary_crds::duration::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// A SASL mechanism flag, spelled as in a KafkaCluster.
+fn sasl_mechanism(text: &str) -> Result<tributary_crds::kafka_cluster::SaslMechanism, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|_| {
+        format!("`{text}` is not a SASL mechanism: use ScramSha512, ScramSha256 or Plain")
+    })
 }
 
 /// Flags of `tributary operator`; each can also come from the environment.
@@ -264,6 +334,54 @@ async fn sink_worker(args: SinkArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    use tributary_workers::gateway::auth::{ENV_API_KEYS, KeySource};
+    use tributary_workers::gateway::config::GatewayConfig;
+    use tributary_workers::gateway::server::{GatewaySettings, run};
+    use tributary_workers::gateway::topics::Scope;
+    use tributary_workers::sink::config::KafkaEndpoint;
+
+    init_tracing(args.log_json);
+    let kafka = KafkaEndpoint {
+        bootstrap_servers: args.bootstrap_servers,
+        tls: args.kafka_tls,
+        sasl_mechanism: args.kafka_sasl_mechanism,
+    }
+    .connection(|name| std::env::var(name).ok())?;
+    let settings = GatewaySettings {
+        config: GatewayConfig {
+            max_body_bytes: args.max_body_bytes,
+            max_records: args.max_records,
+            request_timeout: args.request_timeout,
+            max_in_flight_records: args.max_in_flight_records,
+        },
+        kafka,
+        keys: KeySource {
+            file: args.api_keys_file,
+            inline: std::env::var(ENV_API_KEYS).ok(),
+        },
+        scope: Scope {
+            namespaces: args.namespaces,
+            selector: args.selector,
+        },
+    };
+    let bind = |addr: std::net::SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))
+    };
+    let listener = bind(args.listen).await?;
+    let ops_listener = match args.http_addr {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let client = kube::Client::try_default()
+        .await
+        .context("no Kubernetes configuration: set KUBECONFIG or run in a cluster")?;
+    run(client, settings, listener, ops_listener, shutdown_signal()).await?;
+    Ok(())
+}
+
 async fn batch_worker(args: BatchArgs) -> anyhow::Result<()> {
     use tributary_workers::batch::config::{BatchWorkerConfig, ENV_CONFIG};
 
@@ -314,6 +432,13 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Worker(WorkerCommand::Sink(args)) => {
             let result = tokio::runtime::Runtime::new()?.block_on(sink_worker(args));
+            if let Err(error) = &result {
+                report_termination(error);
+            }
+            result?;
+        }
+        Command::Gateway(args) => {
+            let result = tokio::runtime::Runtime::new()?.block_on(gateway(args));
             if let Err(error) = &result {
                 report_termination(error);
             }

@@ -81,6 +81,17 @@ fn default_partitions() -> i32 {
     1
 }
 
+impl Topic {
+    /// The topic's name in Kafka: `spec.topicName`, or `metadata.name`.
+    pub fn kafka_name(&self) -> &str {
+        self.spec
+            .topic_name
+            .as_deref()
+            .or(self.metadata.name.as_deref())
+            .unwrap_or_default()
+    }
+}
+
 /// Observed state of a Topic.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -112,13 +112,8 @@ impl Drop for RunningOperator {
     }
 }
 
-/// Create `namespace` and start the operator watching only it (so tests running at the same
-/// time do not see each other's objects), with a short resync for drift checks.
-pub async fn start_operator(
-    client: &kube::Client,
-    namespace: &str,
-    resync: std::time::Duration,
-) -> RunningOperator {
+/// Create `namespace`.
+pub async fn create_namespace(client: &kube::Client, namespace: &str) {
     use k8s_openapi::api::core::v1::Namespace;
     let namespaces: kube::Api<Namespace> = kube::Api::all(client.clone());
     let ns: Namespace =
@@ -128,6 +123,16 @@ pub async fn start_operator(
         .create(&Default::default(), &ns)
         .await
         .expect("namespace created");
+}
+
+/// Create `namespace` and start the operator watching only it (so tests running at the same
+/// time do not see each other's objects), with a short resync for drift checks.
+pub async fn start_operator(
+    client: &kube::Client,
+    namespace: &str,
+    resync: std::time::Duration,
+) -> RunningOperator {
+    create_namespace(client, namespace).await;
     start_replica(client, namespace, &unique_name("operator"), resync)
 }
 

@@ -40,12 +40,7 @@ impl Desired {
 
 /// The topic's name in Kafka: `spec.topicName`, or `metadata.name`.
 pub fn topic_name(topic: &Topic) -> String {
-    topic
-        .spec
-        .topic_name
-        .clone()
-        .or_else(|| topic.metadata.name.clone())
-        .unwrap_or_default()
+    topic.kafka_name().to_owned()
 }
 
 /// A config value as Kafka takes it: strings as they are, numbers and booleans written out.

@@ -106,8 +106,20 @@ impl SinkWorkerConfig {
         &self,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<KafkaConnection, ConfigError> {
-        let tls = self.kafka.tls.then(|| env(ENV_KAFKA_CA_PEM));
-        let sasl = match self.kafka.sasl_mechanism {
+        self.kafka.connection(env)
+    }
+}
+
+impl KafkaEndpoint {
+    /// The connection to these brokers, with the secrets read from `env`: the CA bundle from
+    /// [`ENV_KAFKA_CA_PEM`], the SASL credentials from [`ENV_SASL_USERNAME`] and
+    /// [`ENV_SASL_PASSWORD`].
+    pub fn connection(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<KafkaConnection, ConfigError> {
+        let tls = self.tls.then(|| env(ENV_KAFKA_CA_PEM));
+        let sasl = match self.sasl_mechanism {
             None => None,
             Some(mechanism) => {
                 let secret = |name| env(name).ok_or(ConfigError::MissingSecret(name));
@@ -124,7 +136,7 @@ impl SinkWorkerConfig {
             }
         };
         Ok(KafkaConnection {
-            bootstrap_servers: self.kafka.bootstrap_servers.clone(),
+            bootstrap_servers: self.bootstrap_servers.clone(),
             tls,
             sasl,
         })

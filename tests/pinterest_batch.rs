@@ -72,7 +72,7 @@ type Table = (&'static str, &'static str, Vec<(&'static str, DataType)>);
 /// The tables the jobs write, with their columns as docs/pinterest.md gives them.
 fn tables() -> Vec<Table> {
     use DataType::{Float64, Int64, Utf8};
-    let timestamp = DataType::Timestamp(TimeUnit::Microsecond, None);
+    let timestamp = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
     let coordinates = DataType::new_list(Float64, true);
     vec![
         (
@@ -181,14 +181,19 @@ fn tables() -> Vec<Table> {
 }
 
 /// One row as comparable JSON: numbers as doubles (the expected files write medians as
-/// `3000.0`, Arrow may write `3000`), timestamps as `YYYY-MM-DD HH:MM:SS`.
+/// `3000.0`, Arrow may write `3000`), timestamps as `YYYY-MM-DD HH:MM:SS` (UTC).
 fn normalize(value: Value) -> Value {
     match value {
         Value::Number(number) => Value::from(number.as_f64().expect("a finite number")),
         Value::String(text) => {
-            let bytes = text.as_bytes();
-            if text.len() == 19 && bytes[10] == b'T' && bytes[4] == b'-' && bytes[13] == b':' {
-                Value::String(text.replacen('T', " ", 1))
+            // Arrow writes a UTC timestamp as `2019-01-02T03:04:05Z` (or `+00:00`).
+            let bare = text
+                .strip_suffix('Z')
+                .or_else(|| text.strip_suffix("+00:00"))
+                .unwrap_or(&text);
+            let bytes = bare.as_bytes();
+            if bare.len() == 19 && bytes[10] == b'T' && bytes[4] == b'-' && bytes[13] == b':' {
+                Value::String(bare.replacen('T', " ", 1))
             } else {
                 Value::String(text)
             }

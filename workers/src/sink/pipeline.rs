@@ -16,11 +16,12 @@
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use object_store::ObjectStore;
 use tokio::sync::Notify;
@@ -208,20 +209,25 @@ impl Uploads {
             .as_ref()
             .expect("the runtime lives as long as this");
         runtime.spawn(async move {
-            let result = match job.upload(store.as_ref(), threshold).await {
-                Ok(()) => {
-                    if job.abort_after_upload {
-                        tracing::warn!(
-                            partition,
-                            "failpoint after-upload: stopping before the commit"
-                        );
-                        std::process::abort();
-                    }
-                    let now = Timestamp::now();
-                    commit(partition, *job.offsets.end(), now).map(|()| now)
+            // A panic must still end the flush (the loop and a revocation wait for it).
+            let attempt = AssertUnwindSafe(async {
+                job.upload(store.as_ref(), threshold)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                if job.abort_after_upload {
+                    tracing::warn!(
+                        partition,
+                        "failpoint after-upload: stopping before the commit"
+                    );
+                    std::process::abort();
                 }
-                Err(error) => Err(error.to_string()),
-            };
+                let now = Timestamp::now();
+                commit(partition, *job.offsets.end(), now).map(|()| now)
+            });
+            let result = attempt
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err("the upload task panicked".to_owned()));
             done.lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .push(Done { job, result });

@@ -544,3 +544,111 @@ async fn records_arrive_once_and_errors_are_documented() {
         .delete(&namespace, &DeleteParams::default())
         .await;
 }
+
+/// The emulator through the gateway: every generated record (duplicates included, as the
+/// generator re-sends them) arrives exactly once in its table's topic, byte for byte.
+#[tokio::test]
+async fn the_emulator_sends_every_record_once_through_the_gateway() {
+    use tributary_workers::pinterest::send::{SendConfig, send};
+    use tributary_workers::pinterest::{Generator, GeneratorConfig};
+
+    let client = kube_client().await;
+    tributary_operator::crds::install(&client, Duration::from_secs(60))
+        .await
+        .expect("CRDs installed");
+    let namespace = unique_name("gateway-emulate");
+    create_namespace(&client, &namespace).await;
+    let topics: Api<Topic> = Api::namespaced(client.clone(), &namespace);
+    let mut kafka_names = Vec::new();
+    for table in ["pin", "geo", "user"] {
+        let kafka_name = unique_name(&format!("emulated-{table}"));
+        create_kafka_topic(&kafka_name).await;
+        topics
+            .create(
+                &PostParams::default(),
+                &topic_object(table, &kafka_name, Some("public")),
+            )
+            .await
+            .expect("Topic created");
+        kafka_names.push(kafka_name);
+    }
+    let gateway = start_gateway(client.clone(), &namespace).await;
+
+    const POSTS: u64 = 230;
+    let generator = GeneratorConfig {
+        seed: 11,
+        dirty_rate: 0.2,
+        duplicate_rate: 0.1,
+    };
+    let config = SendConfig {
+        gateway: format!("http://{}", gateway.addr),
+        api_key: Some(API_KEY.to_owned()),
+        topics: [
+            kafka_names[0].clone(),
+            kafka_names[1].clone(),
+            kafka_names[2].clone(),
+        ],
+        // The test gateway takes 16 KiB a request: about 25 pins.
+        batch_posts: 12,
+        rate: None,
+        count: Some(POSTS),
+        duration: None,
+    };
+    let sent = send(&config, generator, |_| {})
+        .await
+        .expect("the emulator sends");
+    assert_eq!((sent.posts, sent.failed), (POSTS, 0), "{sent:?}");
+
+    // The same posts, generated again.
+    let mut expected: [Vec<Vec<u8>>; 3] = Default::default();
+    let mut again = Generator::new(generator).expect("a generator");
+    for _ in 0..POSTS {
+        let post = again.next_post();
+        for (table, lines) in expected.iter_mut().zip([post.pin, post.geo, post.user]) {
+            table.extend(lines.into_iter().map(String::into_bytes));
+        }
+    }
+    assert_eq!(
+        sent.records,
+        expected.iter().map(|t| t.len() as u64).sum::<u64>()
+    );
+    assert!(
+        expected[0].len() as u64 > POSTS,
+        "the duplicates are sent too"
+    );
+    for (kafka_name, mut wanted) in kafka_names.iter().zip(expected) {
+        let mut arrived: Vec<Vec<u8>> = read_topic(kafka_name, wanted.len())
+            .await
+            .into_iter()
+            .map(|(_, _, _, value)| value.expect("a value"))
+            .collect();
+        arrived.sort();
+        wanted.sort();
+        assert!(
+            arrived == wanted,
+            "{kafka_name}: {} records arrived, {} sent",
+            arrived.len(),
+            wanted.len()
+        );
+    }
+
+    // A wrong API key stops the emulator with the gateway's answer.
+    let refused = send(
+        &SendConfig {
+            api_key: Some("wrong".into()),
+            count: Some(1),
+            ..config
+        },
+        generator,
+        |_| {},
+    )
+    .await
+    .expect_err("a wrong key is refused");
+    assert!(refused.to_string().contains("401"), "{refused}");
+
+    let _ = gateway.stop.send(());
+    tokio::time::timeout(Duration::from_secs(30), gateway.task)
+        .await
+        .expect("the gateway stops within 30 s")
+        .expect("the gateway task");
+}

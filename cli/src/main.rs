@@ -63,14 +63,32 @@ enum WorkerCommand {
 
 /// Flags of `tributary emulate`.
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["out", "gateway"])))]
 struct EmulateArgs {
     /// Write JSON-lines files `DIR/{pin,geo,user}/part-NNNNN.json`; earlier parts there are
-    /// replaced. Required until the emulator can send through the gateway.
+    /// replaced.
     #[arg(long, value_name = "DIR")]
-    out: PathBuf,
-    /// Number of posts (each one pin, one geo and one user record, plus duplicates).
-    #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
-    count: u64,
+    out: Option<PathBuf>,
+    /// Send the posts through the gateway at this URL (`http://host:8080`), with the API key
+    /// from `TRIBUTARY_GATEWAY_API_KEY` when it is set.
+    #[arg(long, value_name = "URL")]
+    gateway: Option<String>,
+    /// Number of posts (each one pin, one geo and one user record, plus duplicates). Default
+    /// 1000, or unbounded with `--duration`.
+    #[arg(long, value_parser = at_least_one)]
+    count: Option<u64>,
+    /// With `--gateway`: stop after this long (`30s`, `5m`), or at `--count`, whichever is first.
+    #[arg(long, value_parser = duration)]
+    duration: Option<std::time::Duration>,
+    /// With `--gateway`: posts per second at most (default: as fast as the gateway answers).
+    #[arg(long, value_parser = positive_rate)]
+    rate: Option<f64>,
+    /// With `--gateway`: posts per request (each table's records of them in one request).
+    #[arg(long, default_value_t = 100, value_parser = at_least_one)]
+    batch_size: u64,
+    /// With `--gateway`: the topics of the pin, geo and user records, comma-separated.
+    #[arg(long, default_value = "pin,geo,user", value_parser = three_topics)]
+    topics: [String; 3],
     /// Seed of the generator: the same seed writes the same bytes.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -95,6 +113,24 @@ fn at_least_one(text: &str) -> Result<u64, String> {
         Ok(0) => Err("must be at least 1".into()),
         Ok(count) => Ok(count),
         Err(_) => Err(format!("`{text}` is not a whole number")),
+    }
+}
+
+/// A posts-per-second flag: a number above 0.
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(rate),
+        Ok(_) => Err("must be above 0".into()),
+        Err(_) => Err(format!("`{text}` is not a number")),
+    }
+}
+
+/// The `--topics` flag: three topic names.
+fn three_topics(text: &str) -> Result<[String; 3], String> {
+    let names: Vec<String> = text.split(',').map(|name| name.trim().to_owned()).collect();
+    match <[String; 3]>::try_from(names) {
+        Ok(names) if names.iter().all(|name| !name.is_empty()) => Ok(names),
+        _ => Err("give three topic names, for pin, geo and user: `pin,geo,user`".into()),
     }
 }
 
@@ -475,7 +511,11 @@ fn emulate(args: EmulateArgs) -> anyhow::Result<()> {
         dirty_rate: args.dirty_rate,
         duplicate_rate: args.duplicate_rate,
     };
-    let written = write_dir(&args.out, args.count, config, args.records_per_file)?;
+    let Some(out) = &args.out else {
+        return emulate_to_gateway(&args, config);
+    };
+    let count = args.count.unwrap_or(1000);
+    let written = write_dir(out, count, config, args.records_per_file)?;
     eprintln!(
         "{} posts: {} pin, {} geo, {} user records in {} file(s) per table under {} ({:.2} s)",
         written.posts,
@@ -483,9 +523,62 @@ fn emulate(args: EmulateArgs) -> anyhow::Result<()> {
         written.records(Table::Geo),
         written.records(Table::User),
         written.files_per_table,
-        args.out.display(),
+        out.display(),
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// `tributary emulate --gateway URL`: send, report progress about once a second, summarize.
+fn emulate_to_gateway(
+    args: &EmulateArgs,
+    generator: tributary_workers::pinterest::GeneratorConfig,
+) -> anyhow::Result<()> {
+    use tributary_workers::pinterest::send::{SendConfig, Sent, send};
+
+    let gateway = args
+        .gateway
+        .clone()
+        .expect("clap requires --out or --gateway");
+    let config = SendConfig {
+        gateway: gateway.clone(),
+        api_key: std::env::var("TRIBUTARY_GATEWAY_API_KEY")
+            .ok()
+            .filter(|key| !key.is_empty()),
+        topics: args.topics.clone(),
+        batch_posts: args.batch_size,
+        rate: args.rate,
+        count: args.count.or(if args.duration.is_some() {
+            None
+        } else {
+            Some(1000)
+        }),
+        duration: args.duration,
+    };
+    let report = |sent: &Sent| {
+        eprintln!(
+            "{} posts sent, {} records accepted, {} failed, {:.0} records/s",
+            sent.posts,
+            sent.records,
+            sent.failed,
+            sent.records_per_second()
+        );
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let sent = runtime
+        .block_on(send(&config, generator, report))
+        .with_context(|| format!("sending to the gateway {gateway}"))?;
+    eprintln!(
+        "done: {} posts, {} records accepted, {} failed, in {:.2} s ({:.0} records/s)",
+        sent.posts,
+        sent.records,
+        sent.failed,
+        sent.seconds,
+        sent.records_per_second()
+    );
+    if sent.failed > 0 {
+        anyhow::bail!("{} records were refused by the gateway", sent.failed);
+    }
     Ok(())
 }
 

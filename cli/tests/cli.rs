@@ -106,4 +106,30 @@ fn emulate_reproduces_the_checked_in_fixture_and_refuses_bad_rates() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("must be between 0 and 1"), "{stderr}");
     assert!(!out.exists(), "nothing is written on a bad flag");
+
+    for (args, message) in [
+        (vec!["emulate"], "--out <DIR>"),
+        (
+            vec![
+                "emulate",
+                "--gateway",
+                "http://127.0.0.1:9",
+                "--topics",
+                "a,b",
+            ],
+            "give three topic names",
+        ),
+        (
+            vec!["emulate", "--gateway", "http://127.0.0.1:9", "--rate", "0"],
+            "must be above 0",
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_tributary"))
+            .args(&args)
+            .output()
+            .expect("the binary runs");
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
 }

@@ -4,9 +4,11 @@
 //!
 //! - [`generator`]: [`Generator`], the stream of [`Post`]s of one [`GeneratorConfig`].
 //! - [`files`]: [`write_dir`], the posts as JSON-lines files, one directory per table.
+//! - [`send`]: [`send::send`], the posts through the gateway's produce API.
 
 pub mod files;
 pub mod generator;
+pub mod send;
 mod vocabulary;
 
 pub use files::{RECORDS_PER_FILE, WriteError, Written, write_dir};

@@ -13,15 +13,16 @@ connection to the last output written; the peak resident memory of this process)
 JSON line per output table on stderr, like the worker's summary. Run each job in a fresh
 process so the peak is the job's. DuckDB keeps its default threads (one per core).
 
-The SQL is the YAMLs' DataFusion SQL in DuckDB's dialect; the differences in form:
+The aggregation job runs the steps of examples/pinterest/batch-aggregate.yaml as they are
+(their SQL is valid DuckDB). The cleaning job is the YAML's DataFusion SQL in DuckDB's
+dialect; the differences in form:
 - inputs are `read_json(..., format = 'newline_delimited', columns = {...})` with the YAMLs'
   schema types, outputs `COPY (...) TO '.../data.parquet' (FORMAT parquet, COMPRESSION zstd)`;
 - `parse_count` is a SQL macro (below) with the rules of docs/batch.md "Functions";
 - `make_array(a, b)` is the list literal `[a, b]`, `arrow_cast(TRY_CAST(x AS TIMESTAMP),
-  'Timestamp(Microsecond, None)')` is `TRY_CAST(x AS TIMESTAMP)` (DuckDB's TIMESTAMP is
-  already microseconds without a time zone);
-- the shared steps `pin_geo` and `pin_user` (and `top_user_by_country`, which 3b reads) are
-  views, computed again by every query that reads them, as the worker's steps are.
+  'Timestamp(Microsecond, Some("UTC"))')` is `TRY_CAST(x AS TIMESTAMP)` (microseconds; DuckDB
+  reads the values as written, as the worker's UTC does);
+- every step is a view, computed again by every query that reads it, as the worker's are.
 """
 import json
 import math
@@ -119,109 +120,33 @@ CLEAN = {
         FROM raw_user""",
 }
 
-# Shared views of the aggregation (not written), as the YAML's first two steps.
-VIEWS = {
-    "pin_geo": """
-        SELECT p.ind, p.category, p.poster_name, p.follower_count, g.country,
-               CAST(date_part('year', g."timestamp") AS BIGINT) AS post_year
-        FROM pins p JOIN geos g ON p.ind = g.ind""",
-    "pin_user": """
-        SELECT p.ind, p.category, p.follower_count,
-               CASE WHEN u.age BETWEEN 18 AND 24 THEN '18-24'
-                    WHEN u.age BETWEEN 25 AND 35 THEN '25-35'
-                    WHEN u.age BETWEEN 36 AND 50 THEN '36-50'
-                    WHEN u.age > 50 THEN '+50' END AS age_group,
-               CAST(date_part('year', u.date_joined) AS BIGINT) AS join_year
-        FROM pins p JOIN users u ON p.ind = u.ind""",
+# The aggregation's SQL is the YAML's own (it is valid DuckDB as written): its steps without an
+# output are views, the others the nine result tables. For the cross-check, each result's key
+# columns and its median column, if any.
+AGGREGATE_YAML = Path(__file__).resolve().parent.parent / "examples/pinterest/batch-aggregate.yaml"
+RESULT_KEYS = {
+    "popular_category_by_country": (["country"], None),
+    "popular_category_by_year": (["post_year"], None),
+    "top_user_by_country": (["country"], None),
+    "top_country_by_followers": (["country"], None),
+    "popular_category_by_age_group": (["age_group"], None),
+    "median_followers_by_age_group": (["age_group"], "median_follower_count"),
+    "users_joined_by_year": (["post_year"], None),
+    "median_followers_by_join_year": (["post_year"], "median_follower_count"),
+    "median_followers_by_age_group_and_join_year": (["age_group", "post_year"],
+                                                    "median_follower_count"),
 }
 
-# The nine result tables, in the YAML's order: (name, SQL, key columns, median column or None).
-RESULTS = [
-    ("popular_category_by_country", """
-        WITH counts AS (
-          SELECT country, category, COUNT(*) AS category_count
-          FROM pin_geo
-          WHERE country IS NOT NULL AND category IS NOT NULL
-          GROUP BY country, category
-        ), ranked AS (
-          SELECT *, ROW_NUMBER() OVER (PARTITION BY country
-                                       ORDER BY category_count DESC, category) AS position
-          FROM counts
-        )
-        SELECT country, category, category_count FROM ranked WHERE position = 1""",
-     ["country"], None),
-    ("popular_category_by_year", """
-        WITH counts AS (
-          SELECT post_year, category, COUNT(*) AS category_count
-          FROM pin_geo
-          WHERE post_year BETWEEN 2018 AND 2022 AND category IS NOT NULL
-          GROUP BY post_year, category
-        ), ranked AS (
-          SELECT *, ROW_NUMBER() OVER (PARTITION BY post_year
-                                       ORDER BY category_count DESC, category) AS position
-          FROM counts
-        )
-        SELECT post_year, category, category_count FROM ranked WHERE position = 1""",
-     ["post_year"], None),
-    ("top_user_by_country", """
-        WITH ranked AS (
-          SELECT country, poster_name, follower_count,
-                 ROW_NUMBER() OVER (PARTITION BY country
-                                    ORDER BY follower_count DESC, poster_name) AS position
-          FROM pin_geo
-          WHERE country IS NOT NULL AND poster_name IS NOT NULL
-            AND follower_count IS NOT NULL
-        )
-        SELECT country, poster_name, follower_count FROM ranked WHERE position = 1""",
-     ["country"], None),
-    ("top_country_by_followers", """
-        SELECT country, follower_count
-        FROM top_user_by_country
-        ORDER BY follower_count DESC, country
-        LIMIT 1""",
-     ["country"], None),
-    ("popular_category_by_age_group", """
-        WITH counts AS (
-          SELECT age_group, category, COUNT(*) AS category_count
-          FROM pin_user
-          WHERE age_group IS NOT NULL AND category IS NOT NULL
-          GROUP BY age_group, category
-        ), ranked AS (
-          SELECT *, ROW_NUMBER() OVER (PARTITION BY age_group
-                                       ORDER BY category_count DESC, category) AS position
-          FROM counts
-        )
-        SELECT age_group, category, category_count FROM ranked WHERE position = 1""",
-     ["age_group"], None),
-    ("median_followers_by_age_group", """
-        SELECT age_group, median(CAST(follower_count AS DOUBLE)) AS median_follower_count
-        FROM pin_user
-        WHERE age_group IS NOT NULL AND follower_count IS NOT NULL
-        GROUP BY age_group""",
-     ["age_group"], "median_follower_count"),
-    ("users_joined_by_year", """
-        SELECT CAST(date_part('year', date_joined) AS BIGINT) AS post_year,
-               COUNT(*) AS number_users_joined
-        FROM users
-        WHERE date_part('year', date_joined) BETWEEN 2015 AND 2020
-        GROUP BY 1""",
-     ["post_year"], None),
-    ("median_followers_by_join_year", """
-        SELECT join_year AS post_year,
-               median(CAST(follower_count AS DOUBLE)) AS median_follower_count
-        FROM pin_user
-        WHERE join_year BETWEEN 2015 AND 2020 AND follower_count IS NOT NULL
-        GROUP BY join_year""",
-     ["post_year"], "median_follower_count"),
-    ("median_followers_by_age_group_and_join_year", """
-        SELECT age_group, join_year AS post_year,
-               median(CAST(follower_count AS DOUBLE)) AS median_follower_count
-        FROM pin_user
-        WHERE age_group IS NOT NULL AND join_year BETWEEN 2015 AND 2020
-          AND follower_count IS NOT NULL
-        GROUP BY age_group, join_year""",
-     ["age_group", "post_year"], "median_follower_count"),
-]
+
+def aggregate_steps():
+    """The aggregation BatchJob's steps: (name, SQL, writes an output)."""
+    import yaml
+
+    with open(AGGREGATE_YAML) as f:
+        steps = yaml.safe_load(f)["spec"]["steps"]
+    return [(step["name"], step["sql"], "output" in step) for step in steps]
+
+
 TABLES = ["pin", "geo", "user"]
 MEDIAN_TOLERANCE = 1e-9  # relative
 
@@ -288,6 +213,7 @@ def clean(data, out):
 
 
 def aggregate(out):
+    steps = aggregate_steps()  # before the clock starts, as the worker reads its config
     import duckdb
 
     started = time.monotonic()
@@ -295,11 +221,11 @@ def aggregate(out):
     for table, name in zip(TABLES, ["pins", "geos", "users"]):
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM "
                     f"read_parquet({sql_string(Path(out) / 'clean' / table / '*.parquet')})")
-    for name, sql in VIEWS.items():
-        con.execute(f"CREATE VIEW {name} AS {sql}")
     summaries = []
-    for name, sql, _, _ in RESULTS:
+    for name, sql, written in steps:
         con.execute(f"CREATE VIEW {name} AS {sql}")
+        if not written:
+            continue
         target = Path(out) / "results" / name
         target.mkdir(parents=True, exist_ok=True)
         (rows,) = con.execute(f"COPY ({sql}) TO {sql_string(target / 'data.parquet')} "
@@ -332,7 +258,7 @@ def compare(a, b):
         return con.execute(sql).fetchall()
 
     tables = [(f"clean/{t}", None, None) for t in TABLES]
-    tables += [(f"results/{name}", keys, median) for name, _, keys, median in RESULTS]
+    tables += [(f"results/{name}", keys, median) for name, (keys, median) in RESULT_KEYS.items()]
     for path, keys, median in tables:
         left, right = scan(a, path), scan(b, path)
         n_left = rows(f"SELECT count(*) FROM {left}")[0][0]

@@ -138,11 +138,10 @@ def run(job, *args):
         (out,) = args
         for table, name in zip(duck.TABLES, ["pins", "geos", "users"]):
             spark.read.parquet(str(Path(out) / "clean" / table)).createOrReplaceTempView(name)
-        for name, sql in duck.VIEWS.items():
+        for name, sql, written in duck.aggregate_steps():
             spark.sql(spark_sql(sql)).createOrReplaceTempView(name)
-        for name, sql, _, _ in duck.RESULTS:
-            spark.sql(spark_sql(sql)).createOrReplaceTempView(name)
-            write(spark, name, sql, Path(out) / "results" / name, summaries)
+            if written:
+                write(spark, name, sql, Path(out) / "results" / name, summaries)
     job_seconds = time.monotonic() - started
     cpu = cpu_seconds() - cpu_started
     peak = peak_rss_kib()

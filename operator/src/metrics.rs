@@ -79,10 +79,7 @@ impl Metrics {
 
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)
-            .expect("writing to a String");
-        text
+        tributary_workers::http::render(&self.registry)
     }
 }
 

@@ -404,7 +404,7 @@ async fn serve(
                 (
                     [(
                         "content-type",
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        tributary_workers::http::METRICS_CONTENT_TYPE,
                     )],
                     h.metrics.render(),
                 )

@@ -10,6 +10,17 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+/// The content type of the metrics text.
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `registry` in the Prometheus text format.
+pub fn render(registry: &prometheus_client::registry::Registry) -> String {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry)
+        .expect("writing to a String cannot fail");
+    text
+}
+
 /// Renders the metrics in the Prometheus text format.
 pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
@@ -29,10 +40,7 @@ pub async fn serve(
                 async move {
                     (
                         StatusCode::OK,
-                        [(
-                            header::CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
+                        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
                         text,
                     )
                         .into_response()

@@ -133,10 +133,7 @@ impl GatewayMetrics {
 
     /// The metrics in the Prometheus text format.
     pub fn encode(&self) -> String {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)
-            .expect("writing to a String cannot fail");
-        text
+        crate::http::render(&self.registry)
     }
 }
 

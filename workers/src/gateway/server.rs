@@ -316,10 +316,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, String) {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::http::METRICS_CONTENT_TYPE)],
         state.metrics.encode(),
     )
         .into_response()

@@ -165,10 +165,7 @@ impl SinkMetrics {
 
     /// The metrics in the Prometheus text format.
     pub fn encode(&self) -> String {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)
-            .expect("writing to a String cannot fail");
-        text
+        crate::http::render(&self.registry)
     }
 }
 

@@ -2,7 +2,9 @@
 //! arrive exactly once, with their keys, values and partitions; the served topics follow the
 //! Topic objects (namespace, label selector, creation, deletion); an unknown topic, a missing
 //! or wrong API key, an oversize body, bad JSON, a wrong content type and too many records get
-//! the documented errors; shutdown answers and flushes.
+//! the documented errors; shutdown answers and flushes. The Kinesis endpoints: records put as
+//! JSON and as base64 arrive once in LocalStack's Kinesis, served by the Stream objects, with
+//! Kinesis's answers and the documented errors.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -17,13 +19,13 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::{Value, json};
-use tributary_crds::Topic;
+use tributary_crds::{Stream, Topic};
 use tributary_tests::{create_namespace, eventually, kube_client, stack_env, unique_name};
 use tributary_workers::connect::KafkaConnection;
 use tributary_workers::gateway::auth::KeySource;
 use tributary_workers::gateway::config::GatewayConfig;
+use tributary_workers::gateway::served::Scope;
 use tributary_workers::gateway::server::{GatewaySettings, run};
-use tributary_workers::gateway::topics::Scope;
 
 const PARTITIONS: i32 = 3;
 const API_KEY: &str = "gateway-test-key";
@@ -200,6 +202,7 @@ async fn start_gateway(client: kube::Client, namespace: &str) -> RunningGateway 
             namespaces: vec![namespace.to_owned()],
             selector: Some(format!("{LABEL}=public")),
         },
+        aws: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -583,11 +586,12 @@ async fn the_emulator_sends_every_record_once_through_the_gateway() {
     let config = SendConfig {
         gateway: format!("http://{}", gateway.addr),
         api_key: Some(API_KEY.to_owned()),
-        topics: [
+        topics: Some([
             kafka_names[0].clone(),
             kafka_names[1].clone(),
             kafka_names[2].clone(),
-        ],
+        ]),
+        streams: None,
         // The test gateway takes 16 KiB a request: about 25 pins.
         batch_posts: 12,
         rate: None,
@@ -645,6 +649,349 @@ async fn the_emulator_sends_every_record_once_through_the_gateway() {
     .await
     .expect_err("a wrong key is refused");
     assert!(refused.to_string().contains("401"), "{refused}");
+
+    let _ = gateway.stop.send(());
+    tokio::time::timeout(Duration::from_secs(30), gateway.task)
+        .await
+        .expect("the gateway stops within 30 s")
+        .expect("the gateway task");
+}
+
+fn stream_object(name: &str, kinesis_name: &str, label: Option<&str>) -> Stream {
+    let mut labels = serde_json::Map::new();
+    if let Some(label) = label {
+        labels.insert(LABEL.to_owned(), json!(label));
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "tributary.dev/v1alpha1",
+        "kind": "Stream",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"streamName": kinesis_name, "mode": "Provisioned", "shardCount": 2}
+    }))
+    .expect("a Stream")
+}
+
+async fn create_kinesis_stream(kinesis: &aws_sdk_kinesis::Client, name: &str) {
+    kinesis
+        .create_stream()
+        .stream_name(name)
+        .shard_count(2)
+        .send()
+        .await
+        .expect("stream created");
+    eventually(60, "the Kinesis stream ACTIVE", || async {
+        let summary = kinesis
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+            .ok()?;
+        let status = summary
+            .stream_description_summary()?
+            .stream_status()
+            .clone();
+        (status == aws_sdk_kinesis::types::StreamStatus::Active).then_some(())
+    })
+    .await;
+}
+
+/// Every record of `stream` as (partition key, data), waiting until `expected` have arrived,
+/// then a little longer so a duplicate would be seen.
+async fn read_stream(
+    kinesis: &aws_sdk_kinesis::Client,
+    stream: &str,
+    expected: usize,
+) -> Vec<(String, Vec<u8>)> {
+    use aws_sdk_kinesis::types::ShardIteratorType;
+    let shards = kinesis
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .expect("shards listed");
+    let mut iterators = Vec::new();
+    for shard in shards.shards() {
+        let iterator = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("an iterator");
+        iterators.push(iterator.shard_iterator().map(str::to_owned));
+    }
+    let mut records = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut settle_until = None;
+    loop {
+        let now = std::time::Instant::now();
+        if records.len() >= expected && settle_until.is_none() {
+            settle_until = Some(now + Duration::from_secs(2));
+        }
+        if settle_until.is_some_and(|until| now > until) || now > deadline {
+            return records;
+        }
+        for iterator in &mut iterators {
+            let Some(current) = iterator.clone() else {
+                continue;
+            };
+            let page = kinesis
+                .get_records()
+                .shard_iterator(current)
+                .limit(1000)
+                .send()
+                .await
+                .expect("records read");
+            for record in page.records() {
+                records.push((
+                    record.partition_key().to_owned(),
+                    record.data().as_ref().to_vec(),
+                ));
+            }
+            *iterator = page.next_shard_iterator().map(str::to_owned);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn put(addr: SocketAddr, path: &str, content_type: &str, body: &Value) -> (u16, Value) {
+    let (status, text) = exchange(
+        addr,
+        "PUT",
+        path,
+        &[("Content-Type", content_type), ("X-API-Key", API_KEY)],
+        body.to_string().into_bytes(),
+    )
+    .await;
+    let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON: {text}"));
+    (status, value)
+}
+
+/// The Kinesis endpoints: Kinesis's answers, the documented errors, and the emulator putting
+/// every generated record once into three streams.
+#[tokio::test]
+async fn kinesis_records_arrive_once_and_errors_are_documented() {
+    use tributary_workers::pinterest::send::{SendConfig, send};
+    use tributary_workers::pinterest::{Generator, GeneratorConfig};
+
+    let client = kube_client().await;
+    tributary_operator::crds::install(&client, Duration::from_secs(60))
+        .await
+        .expect("CRDs installed");
+    let kinesis = aws_sdk_kinesis::Client::new(&tributary_tests::aws_config().await);
+    let namespace = unique_name("gateway-kinesis");
+    create_namespace(&client, &namespace).await;
+    let streams: Api<Stream> = Api::namespaced(client.clone(), &namespace);
+    let mut kinesis_names = Vec::new();
+    for table in ["pin", "geo", "user"] {
+        let kinesis_name = unique_name(&format!("emulated-{table}"));
+        create_kinesis_stream(&kinesis, &kinesis_name).await;
+        streams
+            .create(
+                &PostParams::default(),
+                &stream_object(table, &kinesis_name, Some("public")),
+            )
+            .await
+            .expect("Stream created");
+        kinesis_names.push(kinesis_name);
+    }
+    let ghost = unique_name("ghost");
+    let private = unique_name("private");
+    create_kinesis_stream(&kinesis, &private).await;
+    for (name, kinesis_name, label) in [
+        ("ghost", &ghost, Some("public")),
+        ("private", &private, None),
+    ] {
+        streams
+            .create(
+                &PostParams::default(),
+                &stream_object(name, kinesis_name, label),
+            )
+            .await
+            .expect("Stream created");
+    }
+    let gateway = start_gateway(client.clone(), &namespace).await;
+    let addr = gateway.addr;
+    let pin = &kinesis_names[0];
+
+    // One record in Kinesis's own wire format, answered as PutRecord is.
+    let (status, answer) = put(
+        addr,
+        &format!("/streams/{pin}/record"),
+        "application/x-amz-json-1.1",
+        &json!({"StreamName": pin, "Data": BASE64.encode(b"raw bytes"), "PartitionKey": "single"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer["ShardId"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("shardId-")),
+        "{answer}"
+    );
+    assert!(
+        answer["SequenceNumber"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "{answer}"
+    );
+
+    // The documented errors.
+    let records = |key: Value| json!({"Records": [{"Data": {"a": 1}, "PartitionKey": key}]});
+    let json_type = "application/json";
+    assert_error(
+        &put(
+            addr,
+            "/streams/nowhere/records",
+            json_type,
+            &records(json!("k")),
+        )
+        .await,
+        404,
+        40404,
+        "Stream not found: nowhere is not served",
+    );
+    assert_error(
+        &put(
+            addr,
+            &format!("/streams/{private}/records"),
+            json_type,
+            &records(json!("k")),
+        )
+        .await,
+        404,
+        40404,
+        "is not served",
+    );
+    assert_error(
+        &put(
+            addr,
+            &format!("/streams/{ghost}/records"),
+            json_type,
+            &records(json!("k")),
+        )
+        .await,
+        404,
+        40404,
+        "Kinesis does not have it",
+    );
+    assert_error(
+        &put(
+            addr,
+            &format!("/streams/{pin}/records"),
+            json_type,
+            &json!({"Records": [{"Data": 1}]}),
+        )
+        .await,
+        422,
+        422,
+        "Records[0].PartitionKey is missing",
+    );
+    assert_error(
+        &put(
+            addr,
+            &format!("/streams/{pin}/records"),
+            "text/plain",
+            &records(json!("k")),
+        )
+        .await,
+        415,
+        415,
+        "application/x-amz-json-1.1",
+    );
+    let oversize = json!({"Records": [{"Data": "x".repeat(MAX_BODY_BYTES), "PartitionKey": "k"}]});
+    assert_error(
+        &put(
+            addr,
+            &format!("/streams/{pin}/records"),
+            json_type,
+            &oversize,
+        )
+        .await,
+        413,
+        413,
+        "--max-body-bytes",
+    );
+    let (status, text) = exchange(
+        addr,
+        "PUT",
+        &format!("/streams/{pin}/records"),
+        &[("Content-Type", json_type), ("X-API-Key", API_KEY)],
+        b"{not json".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    let (status, text) = exchange(
+        addr,
+        "PUT",
+        &format!("/streams/{pin}/records"),
+        &[("Content-Type", json_type)],
+        records(json!("k")).to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 401, "{text}");
+
+    // The emulator, into the three streams.
+    const POSTS: u64 = 120;
+    let generator = GeneratorConfig {
+        seed: 12,
+        dirty_rate: 0.2,
+        duplicate_rate: 0.1,
+    };
+    let config = SendConfig {
+        gateway: format!("http://{addr}"),
+        api_key: Some(API_KEY.to_owned()),
+        topics: None,
+        streams: Some([
+            kinesis_names[0].clone(),
+            kinesis_names[1].clone(),
+            kinesis_names[2].clone(),
+        ]),
+        batch_posts: 12,
+        rate: None,
+        count: Some(POSTS),
+        duration: None,
+    };
+    let sent = send(&config, generator, |_| {})
+        .await
+        .expect("the emulator sends");
+    assert_eq!((sent.posts, sent.failed), (POSTS, 0), "{sent:?}");
+    let mut expected: [Vec<(String, Vec<u8>)>; 3] = Default::default();
+    expected[0].push(("single".into(), b"raw bytes".to_vec()));
+    let mut again = Generator::new(generator).expect("a generator");
+    for number in 0..POSTS {
+        let post = again.next_post();
+        for (table, lines) in expected.iter_mut().zip([post.pin, post.geo, post.user]) {
+            table.extend(
+                lines
+                    .into_iter()
+                    .map(|line| (number.to_string(), line.into_bytes())),
+            );
+        }
+    }
+    assert_eq!(
+        sent.records + 1,
+        expected.iter().map(|t| t.len() as u64).sum::<u64>()
+    );
+    for (kinesis_name, mut wanted) in kinesis_names.iter().zip(expected) {
+        let mut arrived = read_stream(&kinesis, kinesis_name, wanted.len()).await;
+        arrived.sort();
+        wanted.sort();
+        assert!(
+            arrived == wanted,
+            "{kinesis_name}: {} records arrived, {} sent",
+            arrived.len(),
+            wanted.len()
+        );
+    }
+    let (_, metrics) = exchange(addr, "GET", "/metrics", &[], Vec::new()).await;
+    assert!(
+        metrics.contains(&format!(
+            "tributary_gateway_kinesis_records_total{{stream=\"{pin}\"}}"
+        )),
+        "{metrics}"
+    );
 
     let _ = gateway.stop.send(());
     tokio::time::timeout(Duration::from_secs(30), gateway.task)

@@ -86,9 +86,14 @@ struct EmulateArgs {
     /// With `--gateway`: posts per request (each table's records of them in one request).
     #[arg(long, default_value_t = 100, value_parser = at_least_one)]
     batch_size: u64,
-    /// With `--gateway`: the topics of the pin, geo and user records, comma-separated.
-    #[arg(long, default_value = "pin,geo,user", value_parser = three_topics)]
-    topics: [String; 3],
+    /// With `--gateway`: the Kafka topics of the pin, geo and user records, comma-separated.
+    /// Default `pin,geo,user` unless only `--streams` is given.
+    #[arg(long, value_parser = three_names)]
+    topics: Option<[String; 3]>,
+    /// With `--gateway`: also (or, without `--topics`, only) put the records into these Kinesis
+    /// streams, for pin, geo and user, comma-separated.
+    #[arg(long, value_parser = three_names)]
+    streams: Option<[String; 3]>,
     /// Seed of the generator: the same seed writes the same bytes.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -125,12 +130,12 @@ fn positive_rate(text: &str) -> Result<f64, String> {
     }
 }
 
-/// The `--topics` flag: three topic names.
-fn three_topics(text: &str) -> Result<[String; 3], String> {
+/// The `--topics` and `--streams` flags: three names.
+fn three_names(text: &str) -> Result<[String; 3], String> {
     let names: Vec<String> = text.split(',').map(|name| name.trim().to_owned()).collect();
     match <[String; 3]>::try_from(names) {
         Ok(names) if names.iter().all(|name| !name.is_empty()) => Ok(names),
-        _ => Err("give three topic names, for pin, geo and user: `pin,geo,user`".into()),
+        _ => Err("give three names, for pin, geo and user: `pin,geo,user`".into()),
     }
 }
 
@@ -184,15 +189,15 @@ struct GatewayArgs {
     /// Serve /healthz, /readyz and /metrics on this address instead, apart from the API.
     #[arg(long, env = "TRIBUTARY_HTTP_ADDR")]
     http_addr: Option<std::net::SocketAddr>,
-    /// Serve the Topics of this namespace (repeat, or comma-separate, for several).
-    /// Default: all namespaces.
+    /// Serve the Topics and Streams of this namespace (repeat, or comma-separate, for
+    /// several). Default: all namespaces.
     #[arg(
         long = "namespace",
         env = "TRIBUTARY_GATEWAY_NAMESPACES",
         value_delimiter = ','
     )]
     namespaces: Vec<String>,
-    /// Serve only the Topics with these labels (a Kubernetes label selector, e.g.
+    /// Serve only the Topics and Streams with these labels (a Kubernetes label selector, e.g.
     /// `tributary.dev/gateway=public`).
     #[arg(long, env = "TRIBUTARY_GATEWAY_SELECTOR")]
     selector: Option<String>,
@@ -223,6 +228,16 @@ struct GatewayArgs {
     /// room within 1 s is answered 429.
     #[arg(long, default_value_t = 100_000)]
     max_in_flight_records: usize,
+    /// How long records Kinesis throttles are put again, with backoff, before the request
+    /// answers with them as not written (429 when none was). Shorter than --request-timeout.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    kinesis_retry_for: std::time::Duration,
+    /// AWS region of the Kinesis streams (default: the SDK's chain, e.g. AWS_REGION).
+    #[arg(long)]
+    aws_region: Option<String>,
+    /// One endpoint for AWS (LocalStack, say); AWS_ENDPOINT_URL works too.
+    #[arg(long)]
+    aws_endpoint_url: Option<String>,
     /// Log as JSON lines (for log collectors) instead of text.
     #[arg(long, env = "TRIBUTARY_LOG_JSON")]
     log_json: bool,
@@ -371,10 +386,11 @@ async fn sink_worker(args: SinkArgs) -> anyhow::Result<()> {
 }
 
 async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    use tributary_workers::connect::AwsOptions;
     use tributary_workers::gateway::auth::{ENV_API_KEYS, KeySource};
     use tributary_workers::gateway::config::GatewayConfig;
+    use tributary_workers::gateway::served::Scope;
     use tributary_workers::gateway::server::{GatewaySettings, run};
-    use tributary_workers::gateway::topics::Scope;
     use tributary_workers::sink::config::KafkaEndpoint;
 
     init_tracing(args.log_json);
@@ -390,6 +406,7 @@ async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
             max_records: args.max_records,
             request_timeout: args.request_timeout,
             max_in_flight_records: args.max_in_flight_records,
+            kinesis_retry_for: args.kinesis_retry_for,
         },
         kafka,
         keys: KeySource {
@@ -399,6 +416,10 @@ async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         scope: Scope {
             namespaces: args.namespaces,
             selector: args.selector,
+        },
+        aws: AwsOptions {
+            region: args.aws_region,
+            endpoint_url: args.aws_endpoint_url,
         },
     };
     let bind = |addr: std::net::SocketAddr| async move {
@@ -529,12 +550,75 @@ fn emulate(args: EmulateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `tributary emulate --gateway URL`: send, report progress about once a second, summarize.
+/// The emulator's progress: a bar on a terminal (posts of `--count`, or time of `--duration`),
+/// else a plain line about once a second.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    by_time: bool,
+    last_line: std::cell::Cell<std::time::Instant>,
+}
+
+impl Progress {
+    fn new(count: Option<u64>, duration: Option<std::time::Duration>) -> Self {
+        use std::io::IsTerminal;
+        let by_time = count.is_none();
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let (length, unit) = match (count, duration) {
+                (Some(count), _) => (count, "posts"),
+                (None, Some(duration)) => (duration.as_secs().max(1), "s"),
+                (None, None) => (0, "posts"),
+            };
+            let template =
+                format!("{{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{msg}}");
+            let style = indicatif::ProgressStyle::with_template(&template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> ");
+            indicatif::ProgressBar::new(length).with_style(style)
+        });
+        Self {
+            bar,
+            by_time,
+            last_line: std::cell::Cell::new(std::time::Instant::now()),
+        }
+    }
+
+    fn update(&self, sent: &tributary_workers::pinterest::send::Sent) {
+        let summary = format!(
+            "{} records accepted, {} failed, {:.0} records/s",
+            sent.records,
+            sent.failed,
+            sent.records_per_second()
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(if self.by_time {
+                    sent.seconds as u64
+                } else {
+                    sent.posts
+                });
+                bar.set_message(summary);
+            }
+            None if self.last_line.get().elapsed() >= std::time::Duration::from_secs(1) => {
+                self.last_line.set(std::time::Instant::now());
+                eprintln!("{} posts sent, {summary}", sent.posts);
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// `tributary emulate --gateway URL`: send with a progress bar, then summarize.
 fn emulate_to_gateway(
     args: &EmulateArgs,
     generator: tributary_workers::pinterest::GeneratorConfig,
 ) -> anyhow::Result<()> {
-    use tributary_workers::pinterest::send::{SendConfig, Sent, send};
+    use tributary_workers::pinterest::send::{SendConfig, send};
 
     let gateway = args
         .gateway
@@ -545,7 +629,11 @@ fn emulate_to_gateway(
         api_key: std::env::var("TRIBUTARY_GATEWAY_API_KEY")
             .ok()
             .filter(|key| !key.is_empty()),
-        topics: args.topics.clone(),
+        topics: match (&args.topics, &args.streams) {
+            (None, None) => Some(["pin", "geo", "user"].map(str::to_owned)),
+            (topics, _) => topics.clone(),
+        },
+        streams: args.streams.clone(),
         batch_posts: args.batch_size,
         rate: args.rate,
         count: args.count.or(if args.duration.is_some() {
@@ -555,19 +643,13 @@ fn emulate_to_gateway(
         }),
         duration: args.duration,
     };
-    let report = |sent: &Sent| {
-        eprintln!(
-            "{} posts sent, {} records accepted, {} failed, {:.0} records/s",
-            sent.posts,
-            sent.records,
-            sent.failed,
-            sent.records_per_second()
-        );
-    };
+    let progress = Progress::new(config.count, config.duration);
     let runtime = tokio::runtime::Runtime::new()?;
     let sent = runtime
-        .block_on(send(&config, generator, report))
-        .with_context(|| format!("sending to the gateway {gateway}"))?;
+        .block_on(send(&config, generator, |sent| progress.update(sent)))
+        .with_context(|| format!("sending to the gateway {gateway}"));
+    progress.finish();
+    let sent = sent?;
     eprintln!(
         "done: {} posts, {} records accepted, {} failed, in {:.2} s ({:.0} records/s)",
         sent.posts,

@@ -83,6 +83,17 @@ fn default_retention_hours() -> i32 {
     24
 }
 
+impl Stream {
+    /// The stream's name in Kinesis: `spec.streamName`, or `metadata.name`.
+    pub fn kinesis_name(&self) -> &str {
+        self.spec
+            .stream_name
+            .as_deref()
+            .or(self.metadata.name.as_deref())
+            .unwrap_or_default()
+    }
+}
+
 /// Kinesis capacity modes.
 #[derive(
     Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,

@@ -14,6 +14,9 @@ pub struct GatewayConfig {
     /// Most records handed to the producer and not yet acknowledged, over all requests. A
     /// request whose records do not fit within [`BACKPRESSURE_WAIT`] is answered 429.
     pub max_in_flight_records: usize,
+    /// How long records Kinesis throttles are put again, with backoff, before the request is
+    /// answered with them as not written (429 when none was).
+    pub kinesis_retry_for: Duration,
 }
 
 /// How long a request waits for room among the in-flight records before it is answered 429.
@@ -26,6 +29,7 @@ impl Default for GatewayConfig {
             max_records: 10_000,
             request_timeout: Duration::from_secs(30),
             max_in_flight_records: 100_000,
+            kinesis_retry_for: Duration::from_secs(5),
         }
     }
 }
@@ -39,6 +43,17 @@ pub enum ConfigError {
     /// The timeout leaves no time to deliver records.
     #[error("--request-timeout must be at least 2s, not {0:?}")]
     TimeoutTooShort(Duration),
+    /// Kinesis retries would outlast the request.
+    #[error(
+        "--kinesis-retry-for ({retry:?}) must be shorter than --request-timeout ({timeout:?}), \
+         so that a request answers with its records' errors instead of timing out"
+    )]
+    RetryOutlastsRequest {
+        /// `--kinesis-retry-for`.
+        retry: Duration,
+        /// `--request-timeout`.
+        timeout: Duration,
+    },
     /// One request could never fit among the in-flight records.
     #[error(
         "--max-in-flight-records ({in_flight}) must be at least --max-records ({max_records}): \
@@ -63,6 +78,12 @@ impl GatewayConfig {
         }
         if self.request_timeout < Duration::from_secs(2) {
             return Err(ConfigError::TimeoutTooShort(self.request_timeout));
+        }
+        if self.kinesis_retry_for >= self.request_timeout {
+            return Err(ConfigError::RetryOutlastsRequest {
+                retry: self.kinesis_retry_for,
+                timeout: self.request_timeout,
+            });
         }
         if self.max_in_flight_records < self.max_records {
             return Err(ConfigError::InFlightBelowRequest {
@@ -109,5 +130,9 @@ mod tests {
         );
         assert!(with(|c| c.request_timeout = Duration::from_millis(500)).contains("at least 2s"));
         assert!(with(|c| c.max_in_flight_records = 10).contains("a full request would never fit"));
+        assert!(
+            with(|c| c.kinesis_retry_for = Duration::from_secs(30))
+                .contains("must be shorter than --request-timeout")
+        );
     }
 }

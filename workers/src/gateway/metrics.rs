@@ -1,7 +1,7 @@
 //! The gateway's Prometheus metrics, served on `/metrics`. Names follow
 //! `tributary_gateway_<noun>_<unit>[_total]`. Labels are bounded: `route` is the matched route
 //! pattern (not the URL), `status` an HTTP status, `reason` one of [`ErrorReason`]'s labels,
-//! and `topic` only ever a topic the gateway serves.
+//! `topic` and `stream` only ever a topic or stream the gateway serves.
 
 use std::sync::atomic::AtomicI64;
 
@@ -31,6 +31,11 @@ struct TopicLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StreamLabel {
+    stream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
 }
@@ -41,6 +46,7 @@ pub struct GatewayMetrics {
     requests: Family<RequestLabels, Counter>,
     duration: Family<RouteLabel, Histogram>,
     records: Family<TopicLabel, Counter>,
+    kinesis_records: Family<StreamLabel, Counter>,
     errors: Family<ReasonLabel, Counter>,
     /// Records handed to the producer and not yet acknowledged.
     pub in_flight_records: Gauge<i64, AtomicI64>,
@@ -59,6 +65,7 @@ impl Default for GatewayMetrics {
                 ])
             }),
             records: Family::default(),
+            kinesis_records: Family::default(),
             errors: Family::default(),
             in_flight_records: Gauge::default(),
         };
@@ -77,6 +84,11 @@ impl Default for GatewayMetrics {
             "records",
             "Records written to Kafka, by topic",
             m.records.clone(),
+        );
+        registry.register(
+            "kinesis_records",
+            "Records written to Kinesis, by stream",
+            m.kinesis_records.clone(),
         );
         registry.register(
             "errors",
@@ -117,6 +129,17 @@ impl GatewayMetrics {
             self.records
                 .get_or_create(&TopicLabel {
                     topic: topic.to_owned(),
+                })
+                .inc_by(count);
+        }
+    }
+
+    /// Count `count` records written to the Kinesis stream `stream`.
+    pub fn stream_records(&self, stream: &str, count: u64) {
+        if count > 0 {
+            self.kinesis_records
+                .get_or_create(&StreamLabel {
+                    stream: stream.to_owned(),
                 })
                 .inc_by(count);
         }

@@ -10,9 +10,11 @@
 
 pub mod auth;
 pub mod config;
+pub mod kinesis;
+pub mod kinesis_request;
 pub mod metrics;
 pub mod producer;
 pub mod request;
 pub mod response;
+pub mod served;
 pub mod server;
-pub mod topics;

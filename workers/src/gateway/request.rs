@@ -87,7 +87,7 @@ struct RawRecord<'a> {
 }
 
 /// Base64 as the REST proxy's decoder takes it: the standard alphabet, padding optional.
-const BASE64: GeneralPurpose = GeneralPurpose::new(
+pub(super) const BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
@@ -172,7 +172,7 @@ fn embedded(format: EmbeddedFormat, raw: &RawValue) -> Result<Option<Cow<'_, [u8
 }
 
 /// The contents of a JSON string, or `None` if `text` is not a string.
-fn json_string(text: &str) -> Option<Cow<'_, str>> {
+pub(super) fn json_string(text: &str) -> Option<Cow<'_, str>> {
     if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))
         && !inner.contains('\\')
     {
@@ -182,7 +182,7 @@ fn json_string(text: &str) -> Option<Cow<'_, str>> {
 }
 
 /// What kind of JSON value `text` is, for messages.
-fn kind(text: &str) -> &'static str {
+pub(super) fn kind(text: &str) -> &'static str {
     match text.as_bytes().first() {
         Some(b'{') => "an object",
         Some(b'[') => "an array",
@@ -193,7 +193,7 @@ fn kind(text: &str) -> &'static str {
 
 /// Valid JSON text without the whitespace outside its strings: the same value, written as
 /// compactly as a JSON serializer would, with key order and number spelling kept.
-fn compact_json(text: &str) -> Cow<'_, [u8]> {
+pub(super) fn compact_json(text: &str) -> Cow<'_, [u8]> {
     let bytes = text.as_bytes();
     let is_space = |b: &u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t');
     if !bytes.iter().any(is_space) {

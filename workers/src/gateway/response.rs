@@ -47,6 +47,12 @@ pub enum ErrorReason {
     KafkaRetriable,
     /// Kafka refused a record.
     Kafka,
+    /// The stream is not served, or Kinesis does not have it.
+    UnknownStream,
+    /// Kinesis throttled records (counted per attempt; a request answered 429 kept it up).
+    KinesisThrottled,
+    /// Kinesis refused records for another reason (permissions, KMS).
+    Kinesis,
 }
 
 impl ErrorReason {
@@ -69,6 +75,9 @@ impl ErrorReason {
             Self::PartitionNotFound => "partition_not_found",
             Self::KafkaRetriable => "kafka_retriable",
             Self::Kafka => "kafka",
+            Self::UnknownStream => "unknown_stream",
+            Self::KinesisThrottled => "kinesis_throttled",
+            Self::Kinesis => "kinesis",
         }
     }
 }
@@ -123,6 +132,36 @@ impl ApiError {
             StatusCode::NOT_FOUND,
             40401,
             ErrorReason::UnknownTopic,
+            message,
+        )
+    }
+
+    /// 404 40404.
+    pub fn unknown_stream(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            40404,
+            ErrorReason::UnknownStream,
+            message,
+        )
+    }
+
+    /// 429 42901: Kinesis kept throttling the records.
+    pub fn kinesis_throttled(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            42901,
+            ErrorReason::KinesisThrottled,
+            message,
+        )
+    }
+
+    /// 502 50201: Kinesis refused the records.
+    pub fn kinesis(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            50201,
+            ErrorReason::Kinesis,
             message,
         )
     }
@@ -282,7 +321,7 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer realm=\"tributary-gateway\""),
                 );
             }
-            ErrorReason::Overloaded | ErrorReason::NotReady => {
+            ErrorReason::Overloaded | ErrorReason::NotReady | ErrorReason::KinesisThrottled => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

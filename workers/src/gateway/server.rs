@@ -1,8 +1,9 @@
-//! The gateway's HTTP server: `POST /topics/{topic}`, and `/healthz`, `/readyz`, `/metrics`
-//! on the same listener or on their own.
+//! The gateway's HTTP server: `POST /topics/{topic}` (Kafka), `PUT /streams/{stream}/record`
+//! and `PUT /streams/{stream}/records` (Kinesis), and `/healthz`, `/readyz`, `/metrics` on the
+//! same listener or on their own.
 //!
-//! A produce request is checked in this order, cheapest first, and the body is read only
-//! after the headers pass: API key (401), Topic list read (503), topic served (404),
+//! A request is checked in this order, cheapest first, and the body is read only after the
+//! headers pass: API key (401), Topic or Stream list read (503), topic or stream served (404),
 //! content type (415), `Content-Length` within the limit (413); then the body is read within
 //! the limit (413), parsed (400, 422) and its records counted (413); then produced. Every
 //! request is bounded by the request timeout (408). On shutdown the listeners stop accepting,
@@ -21,27 +22,33 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
+use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::auth::{Authenticator, KeyError, KeySource, RELOAD_INTERVAL};
 use super::config::{ConfigError, GatewayConfig};
+use super::kinesis::{KinesisApi, KinesisWriter, Put, Puts, THROTTLED};
+use super::kinesis_request::{self, DataFormat};
 use super::metrics::GatewayMetrics;
 use super::producer::{GatewayProducer, client_config};
 use super::request::{EmbeddedFormat, parse_records};
 use super::response::{ApiError, ErrorReason, ProduceResponse};
-use super::topics::{AllowList, Lookup, Scope, WatchError};
-use crate::connect::{ConnectError, KafkaConnection};
+use super::served::{AllowList, Lookup, Scope, Served, WatchError};
+use crate::connect::{AwsOptions, ConnectError, KafkaConnection};
+use tributary_crds::{Stream, Topic};
 
 /// How long the producer may take, at shutdown, to deliver what is still queued.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The checks made before any record is sent: auth, topic, content type and size.
+/// The checks made before any record is sent: auth, topic or stream, content type and size.
 pub struct Admission {
     /// Limits.
     pub config: GatewayConfig,
-    /// The topics served.
-    pub allow_list: AllowList,
+    /// The Kafka topics served.
+    pub topics: AllowList<Topic>,
+    /// The Kinesis streams served.
+    pub streams: AllowList<Stream>,
     /// The API keys.
     pub auth: Arc<Authenticator>,
 }
@@ -50,20 +57,27 @@ impl Admission {
     /// Check a request's headers for `topic`; the format its records are in.
     pub fn admit(&self, topic: &str, headers: &HeaderMap) -> Result<EmbeddedFormat, ApiError> {
         self.auth.check(headers)?;
-        match self.allow_list.lookup(topic) {
-            Lookup::Served => {}
-            Lookup::NotSynced => return Err(ApiError::not_ready()),
-            Lookup::NotServed => {
-                return Err(ApiError::unknown_topic(format!(
-                    "Topic not found: {topic} is not served by this gateway, which serves {}",
-                    self.allow_list.describe()
-                )));
-            }
-        }
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap_or("(not text)"));
-        let format = EmbeddedFormat::from_content_type(content_type)?;
+        served(&self.topics, topic, |message| {
+            ApiError::unknown_topic(format!("Topic not found: {message}"))
+        })?;
+        let format = EmbeddedFormat::from_content_type(content_type(headers))?;
+        self.check_length(headers)?;
+        Ok(format)
+    }
+
+    /// Check a request's headers for the Kinesis `stream`; the format its data is in.
+    pub fn admit_stream(&self, stream: &str, headers: &HeaderMap) -> Result<DataFormat, ApiError> {
+        self.auth.check(headers)?;
+        served(&self.streams, stream, |message| {
+            ApiError::unknown_stream(format!("Stream not found: {message}"))
+        })?;
+        let format = DataFormat::from_content_type(content_type(headers))?;
+        self.check_length(headers)?;
+        Ok(format)
+    }
+
+    /// A declared `Content-Length` over the limit is refused before the body is read.
+    fn check_length(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let declared = headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
@@ -71,7 +85,7 @@ impl Admission {
         if declared.is_some_and(|length| length > self.config.max_body_bytes as u64) {
             return Err(ApiError::body_too_large(self.config.max_body_bytes));
         }
-        Ok(format)
+        Ok(())
     }
 
     /// Read `body`, refusing it as soon as it grows past the limit.
@@ -103,9 +117,33 @@ impl Admission {
     }
 }
 
+/// The `Content-Type` header, if any.
+fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("(not text)"))
+}
+
+/// Whether `name` is in `list`; `not_served` makes the 404 from "`name` is not served ...".
+fn served<K: Served>(
+    list: &AllowList<K>,
+    name: &str,
+    not_served: impl FnOnce(String) -> ApiError,
+) -> Result<(), ApiError> {
+    match list.lookup(name) {
+        Lookup::Served => Ok(()),
+        Lookup::NotSynced => Err(ApiError::not_ready()),
+        Lookup::NotServed => Err(not_served(format!(
+            "{name} is not served by this gateway, which serves {}",
+            list.describe()
+        ))),
+    }
+}
+
 struct AppState {
     admission: Admission,
     producer: GatewayProducer,
+    kinesis: KinesisWriter,
     metrics: Arc<GatewayMetrics>,
     connected: AtomicBool,
 }
@@ -120,12 +158,14 @@ impl Gateway {
     pub fn new(
         admission: Admission,
         producer: GatewayProducer,
+        kinesis: KinesisWriter,
         metrics: Arc<GatewayMetrics>,
     ) -> Self {
         Self {
             state: Arc::new(AppState {
                 admission,
                 producer,
+                kinesis,
                 metrics,
                 connected: AtomicBool::new(false),
             }),
@@ -141,6 +181,22 @@ impl Gateway {
                 post(produce).fallback(|method: Method| async move {
                     ApiError::method_not_allowed(method.as_str())
                 }),
+            )
+            .route(
+                "/streams/{stream}/record",
+                axum::routing::put(put_record).post(put_record).fallback(
+                    |method: Method| async move {
+                        on_stream(Err(ApiError::method_not_allowed(method.as_str())))
+                    },
+                ),
+            )
+            .route(
+                "/streams/{stream}/records",
+                axum::routing::put(put_records).post(put_records).fallback(
+                    |method: Method| async move {
+                        on_stream(Err(ApiError::method_not_allowed(method.as_str())))
+                    },
+                ),
             )
             .fallback(|method: Method, uri: Uri| async move {
                 ApiError::no_route(method.as_str(), uri.path())
@@ -253,6 +309,119 @@ async fn produce(
     Ok(ProduceResponse::new(outcomes))
 }
 
+/// `PUT /streams/{stream}/record`: one record, answered as Kinesis's PutRecord is.
+async fn put_record(
+    State(state): State<Arc<AppState>>,
+    Path(stream): Path<String>,
+    request: Request,
+) -> Response {
+    on_stream(
+        async {
+            let (parts, body) = request.into_parts();
+            let admission = &state.admission;
+            let format = admission.admit_stream(&stream, &parts.headers)?;
+            let body = admission.read_body(body).await?;
+            let record = kinesis_request::parse_put_record(format, &body, &stream)?;
+            let puts = state
+                .kinesis
+                .put(&stream, std::slice::from_ref(&record))
+                .await?;
+            match puts.results.into_iter().next() {
+                Some(Put::Written {
+                    shard_id,
+                    sequence_number,
+                }) => Ok(json!({
+                    "ShardId": shard_id,
+                    "SequenceNumber": sequence_number,
+                    "EncryptionType": puts.encryption_type,
+                })),
+                Some(Put::Failed { code, message }) => {
+                    Err(stream_failure(&stream, &code, &message))
+                }
+                None => Err(ApiError::kinesis(
+                    "Kinesis answered no result for the record",
+                )),
+            }
+        }
+        .await,
+    )
+}
+
+/// `PUT /streams/{stream}/records`: many records, answered as Kinesis's PutRecords is, with
+/// per-record results. When no record was written the whole request fails: 429 if Kinesis kept
+/// throttling them (the request can be sent again as it is), 502 otherwise.
+async fn put_records(
+    State(state): State<Arc<AppState>>,
+    Path(stream): Path<String>,
+    request: Request,
+) -> Response {
+    on_stream(
+        async {
+            let (parts, body) = request.into_parts();
+            let admission = &state.admission;
+            let format = admission.admit_stream(&stream, &parts.headers)?;
+            let body = admission.read_body(body).await?;
+            let records = kinesis_request::parse_put_records(
+                format,
+                &body,
+                &stream,
+                admission.config.max_records,
+            )?;
+            let puts = state.kinesis.put(&stream, &records).await?;
+            let failed = puts.failed();
+            if failed == puts.results.len()
+                && let Some(Put::Failed { code, message }) = puts
+                    .results
+                    .iter()
+                    .find(|r| !matches!(r, Put::Failed { code, .. } if code == THROTTLED))
+                    .or(puts.results.first())
+            {
+                return Err(stream_failure(&stream, code, message));
+            }
+            if failed > 0 {
+                tracing::warn!(stream = %stream, failed, records = puts.results.len(), "records not written to Kinesis");
+            }
+            let Puts {
+                results,
+                encryption_type,
+            } = puts;
+            Ok(json!({
+                "FailedRecordCount": failed,
+                "Records": results,
+                "EncryptionType": encryption_type,
+            }))
+        }
+        .await,
+    )
+}
+
+/// The error for records Kinesis did not write: 429 for throttling, 502 otherwise.
+fn stream_failure(stream: &str, code: &str, message: &str) -> ApiError {
+    if code == THROTTLED {
+        ApiError::kinesis_throttled(format!(
+            "Kinesis kept throttling the records for {stream} (--kinesis-retry-for): {message}; \
+             retry later, or give the stream more shards"
+        ))
+    } else {
+        ApiError::kinesis(format!(
+            "Kinesis did not write the records for {stream}: {code}: {message}"
+        ))
+    }
+}
+
+/// A Kinesis-style answer: the JSON body, or the error, both as `application/json`.
+fn on_stream(result: Result<serde_json::Value, ApiError>) -> Response {
+    let mut response = match result {
+        Ok(body) => axum::Json(body).into_response(),
+        Err(error) => error.into_response(),
+    };
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(kinesis_request::JSON_CONTENT_TYPE),
+    );
+    response
+}
+
 /// Answer 408 when a request takes longer than `limit`.
 async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(request)).await {
@@ -298,8 +467,11 @@ async fn healthz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static st
 
 async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, String) {
     let mut waiting = Vec::new();
-    if !state.admission.allow_list.is_synced() {
+    if !state.admission.topics.is_synced() {
         waiting.push("the Topic list");
+    }
+    if !state.admission.streams.is_synced() {
+        waiting.push("the Stream list");
     }
     if !state.connected.load(Ordering::Acquire) {
         waiting.push("a first answer from Kafka");
@@ -331,8 +503,10 @@ pub struct GatewaySettings {
     pub kafka: KafkaConnection,
     /// Where the API keys come from.
     pub keys: KeySource,
-    /// Which Topics are served.
+    /// Which Topics and Streams are served.
     pub scope: Scope,
+    /// AWS region and endpoint for Kinesis, over the SDK's default chain.
+    pub aws: AwsOptions,
 }
 
 /// The gateway could not start or serve.
@@ -350,7 +524,7 @@ pub enum GatewayError {
     /// The producer cannot be created.
     #[error("cannot create the Kafka producer: {0}")]
     Producer(#[from] rdkafka::error::KafkaError),
-    /// The Topics cannot be watched.
+    /// The Topics or Streams cannot be watched.
     #[error(transparent)]
     Watch(#[from] WatchError),
     /// The server failed.
@@ -358,7 +532,8 @@ pub enum GatewayError {
     Serve(#[from] std::io::Error),
 }
 
-/// Run a gateway: read the keys, create the producer, start watching the Topics of the scope,
+/// Run a gateway: read the keys, create the producer and the Kinesis client, start watching the
+/// Topics and Streams of the scope,
 /// and serve until `shutdown` completes (see [`Gateway::serve`]).
 pub async fn run(
     client: kube::Client,
@@ -384,9 +559,19 @@ pub async fn run(
         &settings.config,
         metrics.clone(),
     )?;
-    let (allow_list, _reflectors) = super::topics::watch(client, settings.scope.clone()).await?;
+    let kinesis = KinesisWriter::new(
+        Arc::new(KinesisApi::from_config(
+            &crate::connect::aws_config(&settings.aws).await,
+        )),
+        settings.config.kinesis_retry_for,
+        metrics.clone(),
+    );
+    let (topics, _topic_reflectors) =
+        super::served::watch::<Topic>(client.clone(), settings.scope.clone()).await?;
+    let (streams, _stream_reflectors) =
+        super::served::watch::<Stream>(client, settings.scope.clone()).await?;
     tracing::info!(
-        serves = %settings.scope,
+        serves = %settings.scope.describe("Topic and Stream"),
         brokers = %settings.kafka.bootstrap_servers,
         "gateway starting"
     );
@@ -396,10 +581,11 @@ pub async fn run(
     };
     let admission = Admission {
         config: settings.config,
-        allow_list,
+        topics,
+        streams,
         auth,
     };
-    let served = Gateway::new(admission, producer, metrics)
+    let served = Gateway::new(admission, producer, kinesis, metrics)
         .serve(listener, ops_listener, shutdown)
         .await;
     reloading.abort();
@@ -421,7 +607,8 @@ mod tests {
                 max_records: 2,
                 ..GatewayConfig::default()
             },
-            allow_list: AllowList::fixed(["pin"]),
+            topics: AllowList::fixed(["pin"]),
+            streams: AllowList::fixed(["pin-stream"]),
             auth: Arc::new(Authenticator::new(ApiKeys::new(["k1"]))),
         }
     }
@@ -528,7 +715,7 @@ mod tests {
     #[test]
     fn a_topic_list_not_read_yet_is_503() {
         let admission = Admission {
-            allow_list: AllowList::unsynced(),
+            topics: AllowList::unsynced(),
             ..admission()
         };
         let error = admission.admit("pin", &good()).unwrap_err();

@@ -1,7 +1,9 @@
 //! Sending the generator's posts through the gateway (`tributary emulate --gateway URL`): each
 //! batch of posts becomes three Kafka REST Proxy v2 produce requests, one per table's topic,
-//! sent together; a per-record error in an answer counts as failed, a `429` or `503` is
-//! retried with back-off, any other refusal stops the run with the gateway's message.
+//! and/or three Kinesis-style PutRecords requests, one per table's stream (each record's
+//! partition key is its post's number, so a post's three records share it), all sent together;
+//! a per-record error in an answer counts as failed, a `429` or `503` is retried with back-off,
+//! any other refusal stops the run with the gateway's message.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +11,8 @@ use serde::Deserialize;
 
 use super::generator::{ConfigError, Generator, GeneratorConfig};
 
-const CONTENT_TYPE: &str = "application/vnd.kafka.json.v2+json";
+const TOPIC_CONTENT_TYPE: &str = "application/vnd.kafka.json.v2+json";
+const STREAM_CONTENT_TYPE: &str = "application/json";
 /// Attempts of a request the gateway answers with 429 or 503.
 const ATTEMPTS: u32 = 6;
 
@@ -20,8 +23,10 @@ pub struct SendConfig {
     pub gateway: String,
     /// The API key, sent as `X-API-Key`.
     pub api_key: Option<String>,
-    /// The topics of the pin, geo and user records.
-    pub topics: [String; 3],
+    /// The topics of the pin, geo and user records, if they go to Kafka.
+    pub topics: Option<[String; 3]>,
+    /// The Kinesis streams of the pin, geo and user records, if they go to Kinesis.
+    pub streams: Option<[String; 3]>,
     /// Posts per request (each request holds one table's records of these posts).
     pub batch_posts: u64,
     /// Posts per second at most; `None` for as fast as the gateway answers.
@@ -62,11 +67,11 @@ pub enum SendError {
     /// The generator's settings.
     #[error(transparent)]
     Generator(#[from] ConfigError),
-    /// Neither a count nor a duration, or a batch of 0 posts.
+    /// Neither a count nor a duration, a batch of 0 posts, or nowhere to send.
     #[error("{0}")]
     Config(&'static str),
     /// The gateway cannot be reached.
-    #[error("POST {url}: {source}")]
+    #[error("{url}: {source}")]
     Http {
         /// The request's URL.
         url: String,
@@ -75,7 +80,7 @@ pub enum SendError {
         source: reqwest::Error,
     },
     /// The gateway refused a request.
-    #[error("POST {url}: the gateway answered {status}: {body}")]
+    #[error("{url}: the gateway answered {status}: {body}")]
     Refused {
         /// The request's URL.
         url: String,
@@ -95,6 +100,45 @@ struct ProduceResponse {
 struct RecordOutcome {
     #[serde(default)]
     error_code: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutRecordsResponse {
+    failed_record_count: u64,
+    records: Vec<serde::de::IgnoredAny>,
+}
+
+/// Where one table's records go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Api {
+    /// `POST /topics/{topic}`.
+    Topic,
+    /// `PUT /streams/{stream}/records`.
+    Stream,
+}
+
+/// The records accepted and refused in one answer.
+fn count(api: Api, text: &str) -> Option<(u64, u64)> {
+    match api {
+        Api::Topic => {
+            let answer: ProduceResponse = serde_json::from_str(text).ok()?;
+            let failed = answer
+                .offsets
+                .iter()
+                .filter(|outcome| outcome.error_code.is_some())
+                .count() as u64;
+            Some((answer.offsets.len() as u64 - failed, failed))
+        }
+        Api::Stream => {
+            let answer: PutRecordsResponse = serde_json::from_str(text).ok()?;
+            let total = answer.records.len() as u64;
+            Some((
+                total.saturating_sub(answer.failed_record_count),
+                answer.failed_record_count,
+            ))
+        }
+    }
 }
 
 /// Send posts of `generator` through the gateway until `config`'s count or duration; calls
@@ -119,11 +163,23 @@ pub async fn send(
             source,
         })?;
     let base = config.gateway.trim_end_matches('/');
-    let urls: Vec<String> = config
-        .topics
-        .iter()
-        .map(|topic| format!("{base}/topics/{topic}"))
-        .collect();
+    // (api, table index, url) per destination.
+    let mut destinations: Vec<(Api, usize, String)> = Vec::new();
+    for (table, topic) in config.topics.iter().flatten().enumerate() {
+        destinations.push((Api::Topic, table, format!("{base}/topics/{topic}")));
+    }
+    for (table, stream) in config.streams.iter().flatten().enumerate() {
+        destinations.push((
+            Api::Stream,
+            table,
+            format!("{base}/streams/{stream}/records"),
+        ));
+    }
+    if destinations.is_empty() {
+        return Err(SendError::Config(
+            "give topics or streams (or both) to send to",
+        ));
+    }
     let started = Instant::now();
     let mut last_report = started;
     let mut sent = Sent::default();
@@ -137,27 +193,41 @@ pub async fn send(
             break;
         }
         let posts = left.min(config.batch_posts);
-        let mut bodies = [String::new(), String::new(), String::new()];
-        for body in &mut bodies {
-            body.push_str(r#"{"records":["#);
-        }
-        for _ in 0..posts {
+        let mut bodies: Vec<String> = destinations
+            .iter()
+            .map(|(api, _, _)| match api {
+                Api::Topic => r#"{"records":["#.to_owned(),
+                Api::Stream => r#"{"Records":["#.to_owned(),
+            })
+            .collect();
+        for number in sent.posts..sent.posts + posts {
             let post = generator.next_post();
-            for (body, lines) in bodies.iter_mut().zip([&post.pin, &post.geo, &post.user]) {
-                for line in lines {
+            let tables = [&post.pin, &post.geo, &post.user];
+            for (body, (api, table, _)) in bodies.iter_mut().zip(&destinations) {
+                for line in tables[*table] {
                     if !body.ends_with('[') {
                         body.push(',');
                     }
-                    body.push_str(r#"{"value":"#);
+                    match api {
+                        Api::Topic => body.push_str(r#"{"value":"#),
+                        Api::Stream => {
+                            body.push_str(r#"{"PartitionKey":""#);
+                            body.push_str(&number.to_string());
+                            body.push_str(r#"","Data":"#);
+                        }
+                    }
                     body.push_str(line);
                     body.push('}');
                 }
             }
         }
-        let requests = bodies.into_iter().zip(&urls).map(|(mut body, url)| {
-            body.push_str("]}");
-            post(&client, url, config.api_key.as_deref(), body)
-        });
+        let requests = bodies
+            .into_iter()
+            .zip(&destinations)
+            .map(|(mut body, (api, _, url))| {
+                body.push_str("]}");
+                post(&client, *api, url, config.api_key.as_deref(), body)
+            });
         for outcome in futures::future::join_all(requests).await {
             let (accepted, failed) = outcome?;
             sent.records += accepted;
@@ -169,7 +239,7 @@ pub async fn send(
             let due = started + Duration::from_secs_f64(sent.posts as f64 / rate);
             tokio::time::sleep_until(due.into()).await;
         }
-        if last_report.elapsed() >= Duration::from_secs(1) {
+        if last_report.elapsed() >= Duration::from_millis(100) {
             last_report = Instant::now();
             progress(&sent);
         }
@@ -181,15 +251,19 @@ pub async fn send(
 /// One produce request: the records accepted and refused, retrying 429 and 503.
 async fn post(
     client: &reqwest::Client,
+    api: Api,
     url: &str,
     api_key: Option<&str>,
     body: String,
 ) -> Result<(u64, u64), SendError> {
     let mut delay = Duration::from_millis(100);
     for attempt in 1..=ATTEMPTS {
-        let mut request = client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+        let (request, content_type) = match api {
+            Api::Topic => (client.post(url), TOPIC_CONTENT_TYPE),
+            Api::Stream => (client.put(url), STREAM_CONTENT_TYPE),
+        };
+        let mut request = request
+            .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(body.clone());
         if let Some(key) = api_key {
             request = request.header("X-API-Key", key);
@@ -202,18 +276,11 @@ async fn post(
         let status = response.status().as_u16();
         let text = response.text().await.map_err(http)?;
         if status == 200 {
-            let answer: ProduceResponse =
-                serde_json::from_str(&text).map_err(|_| SendError::Refused {
-                    url: url.to_owned(),
-                    status,
-                    body: format!("not a produce response: {text}"),
-                })?;
-            let failed = answer
-                .offsets
-                .iter()
-                .filter(|outcome| outcome.error_code.is_some())
-                .count() as u64;
-            return Ok((answer.offsets.len() as u64 - failed, failed));
+            return count(api, &text).ok_or_else(|| SendError::Refused {
+                url: url.to_owned(),
+                status,
+                body: format!("not a produce response: {text}"),
+            });
         }
         if (status == 429 || status == 503) && attempt < ATTEMPTS {
             tokio::time::sleep(delay).await;

@@ -1,21 +1,51 @@
-//! Which Kafka topics the gateway serves: those of the `Topic` objects in its namespaces that
-//! match its label selector, kept by one reflector per namespace so a request never calls the
-//! API server. A Topic's Kafka name is `spec.topicName`, else its `metadata.name`; a Topic
-//! being deleted is no longer served.
+//! Which Kafka topics and Kinesis streams the gateway serves: those of the `Topic` and `Stream`
+//! objects in its namespaces that match its label selector, kept by one reflector per namespace
+//! and kind so a request never calls the API server. A Topic's Kafka name is `spec.topicName`,
+//! a Stream's Kinesis name `spec.streamName`, else their `metadata.name`; an object being
+//! deleted is no longer served.
 
 use std::collections::BTreeSet;
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use kube::api::{Api, ListParams};
+use kube::core::NamespaceResourceScope;
 use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
-use tributary_crds::Topic;
+use tributary_crds::{Stream, Topic};
 
-/// The Topics a gateway is allowed to serve.
+/// A kind of object whose existence lets the gateway serve a destination.
+pub trait Served:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// The destination's name outside Kubernetes (the Kafka topic, the Kinesis stream).
+    fn served_name(&self) -> &str;
+}
+
+impl Served for Topic {
+    fn served_name(&self) -> &str {
+        self.kafka_name()
+    }
+}
+
+impl Served for Stream {
+    fn served_name(&self) -> &str {
+        self.kinesis_name()
+    }
+}
+
+/// The objects a gateway is allowed to serve.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Scope {
     /// Namespaces; empty: all.
@@ -24,75 +54,76 @@ pub struct Scope {
     pub selector: Option<String>,
 }
 
-impl std::fmt::Display for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.namespaces.as_slice() {
-            [] => write!(f, "Topic objects in all namespaces")?,
-            [one] => write!(f, "Topic objects in namespace {one}")?,
-            many => write!(f, "Topic objects in namespaces {}", many.join(", "))?,
-        }
+impl Scope {
+    /// "`kind` objects in ... with labels ...".
+    pub fn describe(&self, kind: &str) -> String {
+        let mut text = match self.namespaces.as_slice() {
+            [] => format!("{kind} objects in all namespaces"),
+            [one] => format!("{kind} objects in namespace {one}"),
+            many => format!("{kind} objects in namespaces {}", many.join(", ")),
+        };
         if let Some(selector) = &self.selector {
-            write!(f, " with labels {selector}")?;
+            text.push_str(&format!(" with labels {selector}"));
         }
-        Ok(())
+        text
     }
 }
 
 /// What a lookup found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lookup {
-    /// The topic is served.
+    /// The destination is served.
     Served,
     /// It is not.
     NotServed,
-    /// The Topic list has not been read yet.
+    /// The object list has not been read yet.
     NotSynced,
 }
 
-/// The set of served topics: a fixed one, or the one the reflectors keep.
+/// The set of served destinations of one kind: a fixed one, or the one the reflectors keep.
 #[derive(Clone)]
-pub enum AllowList {
-    /// These Kafka topic names (tests; a gateway without Kubernetes).
+pub enum AllowList<K: Served> {
+    /// These names (tests; a gateway without Kubernetes).
     Fixed(BTreeSet<String>),
-    /// The Topic objects of a [`Scope`].
-    Watched(WatchedTopics),
+    /// The objects of a [`Scope`].
+    Watched(Watched<K>),
 }
 
 /// The reflectors' stores, one per watched namespace.
 #[derive(Clone)]
-pub struct WatchedTopics {
+pub struct Watched<K: Served> {
     scope: Scope,
-    stores: Vec<Store<Topic>>,
+    stores: Vec<Store<K>>,
     synced: Arc<AtomicBool>,
 }
 
-impl AllowList {
-    /// A fixed set of Kafka topic names.
-    pub fn fixed<'a>(topics: impl IntoIterator<Item = &'a str>) -> Self {
-        Self::Fixed(topics.into_iter().map(str::to_owned).collect())
+impl<K: Served> AllowList<K> {
+    /// A fixed set of names.
+    pub fn fixed<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        Self::Fixed(names.into_iter().map(str::to_owned).collect())
     }
 
     /// A watched list whose first read has not finished.
     #[cfg(test)]
     pub(crate) fn unsynced() -> Self {
-        let (store, _writer) = reflector::store::<Topic>();
-        Self::Watched(WatchedTopics {
+        let (store, _writer) = reflector::store::<K>();
+        Self::Watched(Watched {
             scope: Scope::default(),
             stores: vec![store],
             synced: Arc::new(AtomicBool::new(false)),
         })
     }
 
-    /// Whether `topic` (a Kafka name) is served.
-    pub fn lookup(&self, topic: &str) -> Lookup {
+    /// Whether `name` (a Kafka topic or Kinesis stream name) is served.
+    pub fn lookup(&self, name: &str) -> Lookup {
         match self {
-            Self::Fixed(topics) if topics.contains(topic) => Lookup::Served,
+            Self::Fixed(names) if names.contains(name) => Lookup::Served,
             Self::Fixed(_) => Lookup::NotServed,
             Self::Watched(watched) if !watched.synced.load(Ordering::Acquire) => Lookup::NotSynced,
             Self::Watched(watched) => {
                 let served = watched.stores.iter().any(|store| {
                     store
-                        .find(|t| t.kafka_name() == topic && t.meta().deletion_timestamp.is_none())
+                        .find(|o| o.served_name() == name && o.meta().deletion_timestamp.is_none())
                         .is_some()
                 });
                 if served {
@@ -115,27 +146,34 @@ impl AllowList {
     /// What is served, for messages.
     pub fn describe(&self) -> String {
         match self {
-            Self::Fixed(topics) => format!(
-                "the topics {}",
-                topics.iter().cloned().collect::<Vec<_>>().join(", ")
+            Self::Fixed(names) if names.is_empty() => format!("no {}", K::plural(&())),
+            Self::Fixed(names) => format!(
+                "the {} {}",
+                K::plural(&()),
+                names.iter().cloned().collect::<Vec<_>>().join(", ")
             ),
-            Self::Watched(watched) => watched.scope.to_string(),
+            Self::Watched(watched) => watched.scope.describe(&K::kind(&())),
         }
     }
 }
 
-/// The Topics cannot be watched.
+/// The objects cannot be watched.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     /// The first list failed: no CRD, no permission, a bad selector, no API server.
     #[error(
-        "cannot list Topics{}{}: {}; {}",
+        "cannot list {}s{}{}: {}; {}",
+        .kind,
         .namespace.as_ref().map(|n| format!(" in namespace {n}")).unwrap_or_default(),
         .selector.as_ref().map(|s| format!(" with labels {s}")).unwrap_or_default(),
         summary(.source),
-        hint(.source)
+        hint(.source, .plural)
     )]
     List {
+        /// The kind listed.
+        kind: String,
+        /// Its plural, for the RBAC hint.
+        plural: String,
         /// The namespace (`None`: all).
         namespace: Option<String>,
         /// The selector.
@@ -155,18 +193,21 @@ fn summary(error: &kube::Error) -> String {
 }
 
 /// What to do about a failed list.
-fn hint(error: &kube::Error) -> &'static str {
+fn hint(error: &kube::Error, plural: &str) -> String {
     match error {
         kube::Error::Api(status) if status.code == 400 => {
             "check --selector: it must be a label selector such as tributary.dev/gateway=public"
+                .into()
         }
-        kube::Error::Api(status) if status.code == 401 || status.is_forbidden() => {
-            "the gateway's service account needs get, list and watch on topics.tributary.dev there"
-        }
+        kube::Error::Api(status) if status.code == 401 || status.is_forbidden() => format!(
+            "the gateway's service account needs get, list and watch on {plural}.tributary.dev \
+             there"
+        ),
         kube::Error::Api(status) if status.is_not_found() => {
             "the Tributary CRDs are not installed: apply crds/yaml/ (`tributary crds` prints them)"
+                .into()
         }
-        _ => "check that the API server is reachable with this Kubernetes configuration",
+        _ => "check that the API server is reachable with this Kubernetes configuration".into(),
     }
 }
 
@@ -181,13 +222,13 @@ impl Drop for Reflectors {
     }
 }
 
-/// Start watching the Topics of `scope`. Each namespace is listed once first, so a missing
+/// Start watching the objects of kind `K` in `scope`. Each namespace is listed once first, so a missing
 /// CRD, missing permissions or a bad selector stop the start with a clear error instead of a
 /// gateway that never becomes ready.
-pub async fn watch(
+pub async fn watch<K: Served>(
     client: kube::Client,
     scope: Scope,
-) -> Result<(AllowList, Reflectors), WatchError> {
+) -> Result<(AllowList<K>, Reflectors), WatchError> {
     let namespaces: Vec<Option<String>> = if scope.namespaces.is_empty() {
         vec![None]
     } else {
@@ -202,18 +243,20 @@ pub async fn watch(
     let mut stores = Vec::new();
     let mut tasks = Vec::new();
     for namespace in namespaces {
-        let api: Api<Topic> = match &namespace {
+        let api: Api<K> = match &namespace {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
         api.list_metadata(&probe)
             .await
             .map_err(|source| WatchError::List {
+                kind: K::kind(&()).into_owned(),
+                plural: K::plural(&()).into_owned(),
                 namespace: namespace.clone(),
                 selector: scope.selector.clone(),
                 source,
             })?;
-        let (store, writer) = reflector::store::<Topic>();
+        let (store, writer) = reflector::store::<K>();
         // managedFields are most of an object's size and the gateway never reads them.
         let stream = watcher(api, config.clone())
             .default_backoff()
@@ -223,7 +266,7 @@ pub async fn watch(
             events
                 .for_each(|event| async move {
                     if let Err(error) = event {
-                        tracing::warn!(%error, "watching Topics failed; retrying");
+                        tracing::warn!(%error, kind = %K::kind(&()), "watching failed; retrying");
                     }
                 })
                 .await;
@@ -233,7 +276,7 @@ pub async fn watch(
     let synced = Arc::new(AtomicBool::new(false));
     let ready = stores.clone();
     let flag = synced.clone();
-    let description = scope.to_string();
+    let description = scope.describe(&K::kind(&()));
     tasks.push(tokio::spawn(async move {
         for store in &ready {
             if store.wait_until_ready().await.is_err() {
@@ -241,10 +284,10 @@ pub async fn watch(
             }
         }
         flag.store(true, Ordering::Release);
-        let topics: usize = ready.iter().map(|store| store.len()).sum();
-        tracing::info!(topics, scope = %description, "Topic list synced");
+        let objects: usize = ready.iter().map(|store| store.len()).sum();
+        tracing::info!(objects, scope = %description, "object list synced");
     }));
-    let allow_list = AllowList::Watched(WatchedTopics {
+    let allow_list = AllowList::Watched(Watched {
         scope,
         stores,
         synced,
@@ -283,12 +326,12 @@ mod tests {
         topic
     }
 
-    fn watched(topics: &[Topic], synced: bool) -> AllowList {
+    fn watched(topics: &[Topic], synced: bool) -> AllowList<Topic> {
         let mut writer = reflector::store::Writer::<Topic>::default();
         for topic in topics {
             writer.apply_watcher_event(&Event::Apply(topic.clone()));
         }
-        AllowList::Watched(WatchedTopics {
+        AllowList::Watched(Watched {
             scope: Scope {
                 namespaces: vec!["a".into(), "b".into()],
                 selector: Some("tributary.dev/gateway=public".into()),
@@ -300,7 +343,7 @@ mod tests {
 
     #[test]
     fn a_fixed_list_serves_its_topics() {
-        let list = AllowList::fixed(["pin", "geo"]);
+        let list = AllowList::<Topic>::fixed(["pin", "geo"]);
         assert_eq!(list.lookup("pin"), Lookup::Served);
         assert_eq!(list.lookup("user"), Lookup::NotServed);
         assert!(list.is_synced());
@@ -339,6 +382,8 @@ mod tests {
         let failed = |code, reason| WatchError::List {
             namespace: Some("data".into()),
             selector: Some("a=b=c".into()),
+            kind: "Topic".into(),
+            plural: "topics".into(),
             source: kube::Error::Api(
                 kube::core::Status::failure("the server says no", reason)
                     .with_code(code)
@@ -366,11 +411,11 @@ mod tests {
     #[test]
     fn the_scope_says_what_is_served() {
         let all = Scope::default();
-        assert_eq!(all.to_string(), "Topic objects in all namespaces");
+        assert_eq!(all.describe("Topic"), "Topic objects in all namespaces");
         let one = Scope {
             namespaces: vec!["data".into()],
             selector: None,
         };
-        assert_eq!(one.to_string(), "Topic objects in namespace data");
+        assert_eq!(one.describe("Stream"), "Stream objects in namespace data");
     }
 }

@@ -11,10 +11,10 @@
 pub mod auth;
 pub mod config;
 pub mod kinesis;
-pub mod kinesis_request;
 pub mod metrics;
 pub mod producer;
-pub mod request;
-pub mod response;
 pub mod served;
 pub mod server;
+
+// The wire formats live in their own small crate so the fuzz targets build without the workers.
+pub use tributary_gateway_wire::{kinesis_request, request, response};

@@ -7,13 +7,17 @@
 //! and is sent decoded.
 
 use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
 
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use super::response::ApiError;
+use crate::response::ApiError;
 
 /// The content type of JSON records.
 pub const JSON_CONTENT_TYPE: &str = "application/vnd.kafka.json.v2+json";
@@ -72,7 +76,7 @@ pub struct Record<'a> {
 #[serde(deny_unknown_fields)]
 struct RawRequest<'a> {
     #[serde(borrow)]
-    records: Vec<RawRecord<'a>>,
+    records: Vec<Object<RawRecord<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -86,8 +90,34 @@ struct RawRecord<'a> {
     partition: Option<i32>,
 }
 
+/// A `T` written as a JSON object. A derived struct alone also takes the array of its fields in
+/// order (`[[[1, 2, 0]]]` would be a produce request), which no client means to send.
+pub(crate) struct Object<T>(pub(crate) T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer
+            .deserialize_map(ObjectVisitor(PhantomData))
+            .map(Object)
+    }
+}
+
 /// Base64 as the REST proxy's decoder takes it: the standard alphabet, padding optional.
-pub(super) const BASE64: GeneralPurpose = GeneralPurpose::new(
+pub(crate) const BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
@@ -99,15 +129,16 @@ pub fn parse_records(
     body: &[u8],
     max_records: usize,
 ) -> Result<Vec<Record<'_>>, ApiError> {
-    let request: RawRequest<'_> = serde_json::from_slice(body).map_err(|error| {
-        if error.is_data() {
-            ApiError::invalid_request(format!(
-                "the request body is not a produce request ({{\"records\": [...]}}): {error}"
-            ))
-        } else {
-            ApiError::malformed_json(format!("the request body is not valid JSON: {error}"))
-        }
-    })?;
+    let Object(request) =
+        serde_json::from_slice::<Object<RawRequest<'_>>>(body).map_err(|error| {
+            if error.is_data() {
+                ApiError::invalid_request(format!(
+                    "the request body is not a produce request ({{\"records\": [...]}}): {error}"
+                ))
+            } else {
+                ApiError::malformed_json(format!("the request body is not valid JSON: {error}"))
+            }
+        })?;
     if request.records.is_empty() {
         return Err(ApiError::invalid_request(
             "the request has no records: \"records\" must hold at least one",
@@ -123,7 +154,7 @@ pub fn parse_records(
         .records
         .into_iter()
         .enumerate()
-        .map(|(index, raw)| {
+        .map(|(index, Object(raw))| {
             if let Some(partition) = raw.partition
                 && partition < 0
             {
@@ -172,7 +203,7 @@ fn embedded(format: EmbeddedFormat, raw: &RawValue) -> Result<Option<Cow<'_, [u8
 }
 
 /// The contents of a JSON string, or `None` if `text` is not a string.
-pub(super) fn json_string(text: &str) -> Option<Cow<'_, str>> {
+pub(crate) fn json_string(text: &str) -> Option<Cow<'_, str>> {
     if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))
         && !inner.contains('\\')
     {
@@ -182,7 +213,7 @@ pub(super) fn json_string(text: &str) -> Option<Cow<'_, str>> {
 }
 
 /// What kind of JSON value `text` is, for messages.
-pub(super) fn kind(text: &str) -> &'static str {
+pub(crate) fn kind(text: &str) -> &'static str {
     match text.as_bytes().first() {
         Some(b'{') => "an object",
         Some(b'[') => "an array",
@@ -193,7 +224,7 @@ pub(super) fn kind(text: &str) -> &'static str {
 
 /// Valid JSON text without the whitespace outside its strings: the same value, written as
 /// compactly as a JSON serializer would, with key order and number spelling kept.
-pub(super) fn compact_json(text: &str) -> Cow<'_, [u8]> {
+pub(crate) fn compact_json(text: &str) -> Cow<'_, [u8]> {
     let bytes = text.as_bytes();
     let is_space = |b: &u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t');
     if !bytes.iter().any(is_space) {
@@ -221,10 +252,10 @@ pub(super) fn compact_json(text: &str) -> Cow<'_, [u8]> {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::StatusCode;
+    use http::StatusCode;
 
     use super::*;
-    use crate::gateway::response::ErrorReason;
+    use crate::response::ErrorReason;
 
     fn parse(format: EmbeddedFormat, body: &str) -> Result<Vec<Record<'_>>, ApiError> {
         parse_records(format, body.as_bytes(), 3)
@@ -346,6 +377,9 @@ mod tests {
             ),
             (r#"{"records": [{"valu": 1}]}"#, "unknown field `valu`"),
             (r#"[1]"#, "invalid type"),
+            // The array form of the request and of a record, which serde's structs also take.
+            (r#"[[[]]]"#, "expected a JSON object"),
+            (r#"{"records": [[1, 2, 0]]}"#, "expected a JSON object"),
         ] {
             let error = parse(EmbeddedFormat::Json, body).unwrap_err();
             assert_eq!(

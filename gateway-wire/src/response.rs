@@ -5,8 +5,8 @@
 //! 50003); other errors carry their HTTP status as the code, as the REST proxy's generic errors
 //! do.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum_core::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 
 /// The content type of every answer.

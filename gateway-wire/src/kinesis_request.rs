@@ -16,8 +16,8 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::request::{BASE64, compact_json, json_string, kind};
-use super::response::ApiError;
+use crate::request::{BASE64, Object, compact_json, json_string, kind};
+use crate::response::ApiError;
 
 /// The content type whose `Data` is any JSON.
 pub const JSON_CONTENT_TYPE: &str = "application/json";
@@ -110,7 +110,7 @@ struct RawPutRecords<'a> {
     #[serde(borrow, default)]
     stream_name: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    records: Vec<RawEntry<'a>>,
+    records: Vec<Object<RawEntry<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -132,7 +132,7 @@ pub fn parse_put_record<'a>(
     body: &'a [u8],
     stream: &str,
 ) -> Result<KinesisRecord<'a>, ApiError> {
-    let request: RawPutRecord<'a> = from_json(
+    let Object(request) = from_json::<Object<RawPutRecord<'a>>>(
         body,
         "a PutRecord request ({\"Data\": ..., \"PartitionKey\": \"...\"})",
     )?;
@@ -154,8 +154,10 @@ pub fn parse_put_records<'a>(
     stream: &str,
     max_records: usize,
 ) -> Result<Vec<KinesisRecord<'a>>, ApiError> {
-    let request: RawPutRecords<'a> =
-        from_json(body, "a PutRecords request ({\"Records\": [...]})")?;
+    let Object(request) = from_json::<Object<RawPutRecords<'a>>>(
+        body,
+        "a PutRecords request ({\"Records\": [...]})",
+    )?;
     check_stream_name(request.stream_name.as_deref(), stream)?;
     if request.records.is_empty() {
         return Err(ApiError::invalid_request(
@@ -172,7 +174,7 @@ pub fn parse_put_records<'a>(
         .records
         .into_iter()
         .enumerate()
-        .map(|(index, raw)| entry(format, raw, Some(index)))
+        .map(|(index, Object(raw))| entry(format, raw, Some(index)))
         .collect()
 }
 
@@ -303,7 +305,7 @@ fn is_hash_key(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::StatusCode;
+    use http::StatusCode;
 
     use super::*;
 
@@ -447,6 +449,13 @@ mod tests {
                 .2
                 .contains("unknown field `Recordz`")
         );
+        // The array forms that serde's structs also take.
+        for body in [
+            r#"[null, [["aA==", "k"]]]"#,
+            r#"{"Records": [["aA==", "k"]]}"#,
+        ] {
+            assert!(records(body).2.contains("expected a JSON object"), "{body}");
+        }
     }
 
     #[test]

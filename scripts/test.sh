@@ -30,15 +30,26 @@ shellcheck -x scripts/*.sh scripts/stack/*.sh bench/*.sh .ci/run
 step "clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "generated CRD YAML is in sync with the Rust types"
+step "generated CRD YAML, chart CRDs and API reference are in sync with the Rust types"
 cargo run --quiet --locked -p tributary -- crds --dir crds/yaml
-if [ -d .git ] && ! git diff --exit-code --stat -- crds/yaml; then
-  echo "crds/yaml differs from the Rust types: run 'cargo run -p tributary -- crds --dir crds/yaml' and commit" >&2
+cargo run --quiet --locked -p tributary -- crds --dir charts/tributary/crds
+cargo run --quiet --locked -p tributary -- crd-docs --dir docs/reference
+if [ -d .git ] && ! git diff --exit-code --stat -- crds/yaml charts/tributary/crds docs/reference; then
+  echo "generated files differ from the Rust types: run 'cargo run -p tributary -- crds --dir crds/yaml'," \
+    "'... crds --dir charts/tributary/crds' and '... crd-docs --dir docs/reference', and commit" >&2
+  exit 1
+fi
+if [ -d .git ] && [ -n "$(git status --porcelain -- charts/tributary/crds docs/reference)" ]; then
+  echo "generated files not committed under charts/tributary/crds or docs/reference:" >&2
+  git status --porcelain -- charts/tributary/crds docs/reference >&2
   exit 1
 fi
 
 step "unit tests"
 run_tests cargo test --workspace --locked --exclude tributary-tests
+
+step "fuzz the gateway's request parsing"
+scripts/fuzz.sh "${TRIBUTARY_FUZZ_SECONDS:-30}"
 
 step "start the local stack"
 if [ "${TRIBUTARY_KEEP_STACK:-0}" != 1 ]; then
@@ -46,6 +57,9 @@ if [ "${TRIBUTARY_KEEP_STACK:-0}" != 1 ]; then
 fi
 scripts/stack.sh up
 eval "$(scripts/stack.sh env)"
+
+step "Helm chart, Dockerfile and kind manifests"
+scripts/chart-check.sh
 
 step "integration tests against the local stack"
 run_tests cargo test --locked -p tributary-tests

@@ -8,6 +8,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tributary_crds::Manifest;
 
+mod local;
+mod reference;
+
 #[derive(Parser)]
 #[command(
     name = "tributary",
@@ -47,6 +50,16 @@ enum Command {
         /// YAML files, or directories searched for `*.yaml` / `*.yml`.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+    /// Run manifests on this machine: topics on the broker, buckets, sink workers, the gateway
+    /// and BatchJobs as in-process tasks, with a status table (`tributary local status`).
+    Local(local::LocalArgs),
+    /// Write the API reference, one Markdown page per kind from the CRDs' descriptions (how
+    /// `docs/reference/` is regenerated).
+    CrdDocs {
+        /// Directory of the pages.
+        #[arg(long)]
+        dir: PathBuf,
     },
 }
 
@@ -518,7 +531,12 @@ fn main() -> anyhow::Result<ExitCode> {
             }
         }
         Command::Emulate(args) => emulate(args)?,
+        Command::Local(args) => {
+            init_tracing(false);
+            tokio::runtime::Runtime::new()?.block_on(local::local(args, shutdown_signal()))?;
+        }
         Command::Validate { paths } => return validate(&paths),
+        Command::CrdDocs { dir } => reference::write_reference(&dir)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -18,3 +18,48 @@ pub mod udf;
 
 pub use plan::{BatchPlanError, check_steps};
 pub use run::{BatchError, run};
+
+/// The rows of the Parquet table at `url` (every file under it), sorted by every column, as a
+/// text table of at most `limit` rows: how `tributary local show` prints result tables.
+pub async fn show(url: &str, limit: usize) -> Result<String, ShowError> {
+    use datafusion::arrow::util::pretty::pretty_format_batches;
+    use tributary_crds::batch_job::BatchInput;
+    use tributary_crds::common::DataFormat;
+
+    let ctx = plan::session(jiff::Timestamp::now().as_microsecond());
+    let input = BatchInput {
+        name: "shown".into(),
+        url: url.to_owned(),
+        format: DataFormat::Parquet,
+        partition_columns: Vec::new(),
+        schema: None,
+    };
+    tables::register_input(&ctx, &input)
+        .await
+        .map_err(|e| ShowError(format!("{url}: {e}")))?;
+    let frame = ctx
+        .table("shown")
+        .await
+        .map_err(|e| ShowError(format!("{url}: {e}")))?;
+    let columns: Vec<_> = frame
+        .schema()
+        .columns()
+        .into_iter()
+        .map(|c| datafusion::logical_expr::col(c).sort(true, true))
+        .collect();
+    let batches = frame
+        .sort(columns)
+        .and_then(|f| f.limit(0, Some(limit)))
+        .map_err(|e| ShowError(format!("{url}: {e}")))?
+        .collect()
+        .await
+        .map_err(|e| ShowError(format!("{url}: {e}")))?;
+    pretty_format_batches(&batches)
+        .map(|table| table.to_string())
+        .map_err(|e| ShowError(format!("{url}: {e}")))
+}
+
+/// A table could not be shown.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot show {0}")]
+pub struct ShowError(String);

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# THE demo command (the README's first): the Pinterest pipeline end to end on this machine.
+# Starts the local broker and LocalStack (unless they run already), builds the binary, runs
+# `tributary local` on examples/pinterest/ (topics, raw Sinks into the S3 lake, the gateway,
+# the two BatchJobs), sends posts from the emulator through the gateway, waits until every
+# record is in the lake, runs the cleaning and aggregation BatchJobs, prints the result tables,
+# then stops what it started. A second run reuses the caches in ~/.cache/tributary.
+#
+# usage: scripts/demo.sh [posts=2000] [seed=1]
+# TRIBUTARY_DEMO_OUT=DIR also writes each result table there as text (the demo test reads it).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+posts=${1:-2000}
+seed=${2:-1}
+export TRIBUTARY_CACHE=${TRIBUTARY_CACHE:-$HOME/.cache/tributary}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$TRIBUTARY_CACHE/target}
+say() { printf '\n==> %s\n' "$*" >&2; }
+
+say "Debian packages and the local services (broker, LocalStack)"
+scripts/deps.sh
+started=()
+for svc in kafka localstack; do
+  scripts/stack.sh status "$svc" >/dev/null 2>&1 || started+=("$svc")
+done
+scripts/stack.sh up kafka localstack >&2
+eval "$(scripts/stack.sh env kafka localstack)"
+
+say "building tributary"
+cargo build --locked -q -p tributary
+bin="$CARGO_TARGET_DIR/debug/tributary"
+
+work=$(mktemp -d)
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+gateway_port=$(free_port)
+status_addr="127.0.0.1:$(free_port)"
+cleanup() {
+  local pid
+  pid=$(cat "$work/pid" 2>/dev/null || true)
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  if [ ${#started[@]} -gt 0 ]; then scripts/stack.sh down "${started[@]}" >&2 || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+say "tributary local -f examples/pinterest/ (fresh topics and lake)"
+RUST_LOG=warn "$bin" local -f examples/pinterest/ --fresh \
+  --kafka-bootstrap "$TRIBUTARY_KAFKA_BOOTSTRAP" \
+  --gateway-listen "127.0.0.1:$gateway_port" --status-addr "$status_addr" 2>"$work/local.log" &
+echo $! >"$work/pid"
+for _ in $(seq 1 300); do
+  curl -sf "http://$status_addr/status" >/dev/null 2>&1 &&
+    curl -sf "http://127.0.0.1:$gateway_port/readyz" >/dev/null 2>&1 && break
+  kill -0 "$(cat "$work/pid")" 2>/dev/null || { cat "$work/local.log" >&2; exit 1; }
+  sleep 0.2
+done
+"$bin" local status --status-addr "$status_addr" >&2
+
+say "the emulator: $posts posts (pin, geo and user records) through the gateway"
+"$bin" emulate --gateway "http://127.0.0.1:$gateway_port" --count "$posts" --seed "$seed"
+
+say "waiting until every record is in the lake (every Sink's lag 0)"
+for i in $(seq 1 180); do
+  if "$bin" local status --status-addr "$status_addr" --json |
+    python3 -c 'import json, sys; rows = [r for r in json.load(sys.stdin) if r["kind"] == "Sink"]; sys.exit(0 if rows and all(r["lag"] == 0 and r["last"] for r in rows) else 1)'; then
+    break
+  fi
+  [ "$i" -lt 180 ] || { echo "the Sinks did not catch up in 180 s" >&2; "$bin" local status --status-addr "$status_addr" >&2; exit 1; }
+  sleep 1
+done
+"$bin" local status --status-addr "$status_addr" >&2
+
+say "BatchJob pinterest-clean, then pinterest-aggregate"
+"$bin" local run-batch pinterest-clean --status-addr "$status_addr" >&2
+"$bin" local run-batch pinterest-aggregate --status-addr "$status_addr" >"$work/outputs"
+cat "$work/outputs" >&2
+
+say "the result tables"
+while read -r url; do
+  table=$(basename "$url")
+  printf '\n%s\n' "$table"
+  "$bin" local show "$url" --limit 100 | tee "$work/$table.txt"
+  if [ -n "${TRIBUTARY_DEMO_OUT:-}" ]; then
+    mkdir -p "$TRIBUTARY_DEMO_OUT"
+    cp "$work/$table.txt" "$TRIBUTARY_DEMO_OUT/$table.txt"
+  fi
+done < <(python3 -c 'import json, sys; [print(json.loads(l)["url"]) for l in sys.stdin if l.strip()]' <"$work/outputs")
+say "done: stopping tributary local${started[*]:+ and ${started[*]}}"

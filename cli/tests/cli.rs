@@ -117,7 +117,7 @@ fn emulate_reproduces_the_checked_in_fixture_and_refuses_bad_rates() {
                 "--topics",
                 "a,b",
             ],
-            "give three topic names",
+            "give three names, for pin, geo and user",
         ),
         (
             vec!["emulate", "--gateway", "http://127.0.0.1:9", "--rate", "0"],

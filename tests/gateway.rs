@@ -130,6 +130,30 @@ fn assert_error(answer: &(u16, Value), status: u16, code: u64, containing: &str)
     assert!(message.contains(containing), "{message}");
 }
 
+/// When to stop reading: 2 s after `expected` records arrived (so a duplicate would be seen),
+/// or after 60 s.
+struct Settle {
+    deadline: std::time::Instant,
+    until: Option<std::time::Instant>,
+}
+
+impl Settle {
+    fn new() -> Self {
+        Self {
+            deadline: std::time::Instant::now() + Duration::from_secs(60),
+            until: None,
+        }
+    }
+
+    fn done(&mut self, have: usize, expected: usize) -> bool {
+        let now = std::time::Instant::now();
+        if have >= expected && self.until.is_none() {
+            self.until = Some(now + Duration::from_secs(2));
+        }
+        self.until.is_some_and(|until| now > until) || now > self.deadline
+    }
+}
+
 /// A record's key or value, if it has one.
 type Payload = Option<Vec<u8>>;
 
@@ -155,14 +179,9 @@ async fn read_topic(topic: &str, expected: usize) -> Vec<Stored> {
     consumer.assign(&assignment).expect("assigned");
     tokio::task::spawn_blocking(move || {
         let mut stored = Vec::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let mut settle_until = None;
+        let mut settle = Settle::new();
         loop {
-            let now = std::time::Instant::now();
-            if stored.len() >= expected && settle_until.is_none() {
-                settle_until = Some(now + Duration::from_secs(2));
-            }
-            if settle_until.is_some_and(|until| now > until) || now > deadline {
+            if settle.done(stored.len(), expected) {
                 return stored;
             }
             if let Some(message) = consumer.poll(Duration::from_millis(200)) {
@@ -722,14 +741,9 @@ async fn read_stream(
         iterators.push(iterator.shard_iterator().map(str::to_owned));
     }
     let mut records = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mut settle_until = None;
+    let mut settle = Settle::new();
     loop {
-        let now = std::time::Instant::now();
-        if records.len() >= expected && settle_until.is_none() {
-            settle_until = Some(now + Duration::from_secs(2));
-        }
-        if settle_until.is_some_and(|until| now > until) || now > deadline {
+        if settle.done(records.len(), expected) {
             return records;
         }
         for iterator in &mut iterators {

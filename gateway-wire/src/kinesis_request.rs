@@ -16,7 +16,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::request::{BASE64, Object, compact_json, json_string, kind};
+use crate::request::{BASE64, Object, check_count, compact_json, from_json, json_string, kind};
 use crate::response::ApiError;
 
 /// The content type whose `Data` is any JSON.
@@ -159,17 +159,7 @@ pub fn parse_put_records<'a>(
         "a PutRecords request ({\"Records\": [...]})",
     )?;
     check_stream_name(request.stream_name.as_deref(), stream)?;
-    if request.records.is_empty() {
-        return Err(ApiError::invalid_request(
-            "the request has no records: \"Records\" must hold at least one",
-        ));
-    }
-    if request.records.len() > max_records {
-        return Err(ApiError::too_many_records(
-            request.records.len(),
-            max_records,
-        ));
-    }
+    check_count(request.records.len(), "Records", max_records)?;
     request
         .records
         .into_iter()
@@ -196,16 +186,6 @@ pub fn calls(records: &[KinesisRecord<'_>]) -> Vec<Range<usize>> {
         runs.push(start..records.len());
     }
     runs
-}
-
-fn from_json<'a, T: Deserialize<'a>>(body: &'a [u8], expected: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|error| {
-        if error.is_data() {
-            ApiError::invalid_request(format!("the request body is not {expected}: {error}"))
-        } else {
-            ApiError::malformed_json(format!("the request body is not valid JSON: {error}"))
-        }
-    })
 }
 
 fn check_stream_name(named: Option<&str>, stream: &str) -> Result<(), ApiError> {

@@ -116,6 +116,34 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
     }
 }
 
+/// Deserialize `body`: 400 if it is not JSON, 422 naming `expected` if it is JSON of another
+/// shape.
+pub(crate) fn from_json<'a, T: Deserialize<'a>>(
+    body: &'a [u8],
+    expected: &str,
+) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|error| {
+        if error.is_data() {
+            ApiError::invalid_request(format!("the request body is not {expected}: {error}"))
+        } else {
+            ApiError::malformed_json(format!("the request body is not valid JSON: {error}"))
+        }
+    })
+}
+
+/// A request holds 1 to `max` records in its `field`.
+pub(crate) fn check_count(records: usize, field: &str, max: usize) -> Result<(), ApiError> {
+    if records == 0 {
+        return Err(ApiError::invalid_request(format!(
+            "the request has no records: \"{field}\" must hold at least one"
+        )));
+    }
+    if records > max {
+        return Err(ApiError::too_many_records(records, max));
+    }
+    Ok(())
+}
+
 /// Base64 as the REST proxy's decoder takes it: the standard alphabet, padding optional.
 pub(crate) const BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
@@ -129,27 +157,9 @@ pub fn parse_records(
     body: &[u8],
     max_records: usize,
 ) -> Result<Vec<Record<'_>>, ApiError> {
-    let Object(request) =
-        serde_json::from_slice::<Object<RawRequest<'_>>>(body).map_err(|error| {
-            if error.is_data() {
-                ApiError::invalid_request(format!(
-                    "the request body is not a produce request ({{\"records\": [...]}}): {error}"
-                ))
-            } else {
-                ApiError::malformed_json(format!("the request body is not valid JSON: {error}"))
-            }
-        })?;
-    if request.records.is_empty() {
-        return Err(ApiError::invalid_request(
-            "the request has no records: \"records\" must hold at least one",
-        ));
-    }
-    if request.records.len() > max_records {
-        return Err(ApiError::too_many_records(
-            request.records.len(),
-            max_records,
-        ));
-    }
+    let Object(request): Object<RawRequest<'_>> =
+        from_json(body, "a produce request ({\"records\": [...]})")?;
+    check_count(request.records.len(), "records", max_records)?;
     request
         .records
         .into_iter()

@@ -76,6 +76,17 @@ impl Admission {
         Ok(format)
     }
 
+    /// A request to the Kinesis `stream`, admitted: the format of its data and its body.
+    async fn stream_request(
+        &self,
+        stream: &str,
+        request: Request,
+    ) -> Result<(DataFormat, Bytes), ApiError> {
+        let (parts, body) = request.into_parts();
+        let format = self.admit_stream(stream, &parts.headers)?;
+        Ok((format, self.read_body(body).await?))
+    }
+
     /// A declared `Content-Length` over the limit is refused before the body is read.
     fn check_length(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let declared = headers
@@ -317,10 +328,7 @@ async fn put_record(
 ) -> Response {
     on_stream(
         async {
-            let (parts, body) = request.into_parts();
-            let admission = &state.admission;
-            let format = admission.admit_stream(&stream, &parts.headers)?;
-            let body = admission.read_body(body).await?;
+            let (format, body) = state.admission.stream_request(&stream, request).await?;
             let record = kinesis_request::parse_put_record(format, &body, &stream)?;
             let puts = state
                 .kinesis
@@ -357,10 +365,8 @@ async fn put_records(
 ) -> Response {
     on_stream(
         async {
-            let (parts, body) = request.into_parts();
+            let (format, body) = state.admission.stream_request(&stream, request).await?;
             let admission = &state.admission;
-            let format = admission.admit_stream(&stream, &parts.headers)?;
-            let body = admission.read_body(body).await?;
             let records = kinesis_request::parse_put_records(
                 format,
                 &body,

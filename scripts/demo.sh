@@ -7,7 +7,8 @@
 # then stops what it started. A second run reuses the caches in ~/.cache/tributary.
 #
 # usage: scripts/demo.sh [posts=2000] [seed=1]
-# TRIBUTARY_DEMO_OUT=DIR also writes each result table there as text (the demo test reads it).
+# TRIBUTARY_DEMO_OUT=DIR also writes each result table there as JSON lines (the demo test reads
+# them); TRIBUTARY_BIN=PATH runs that tributary binary instead of building one.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -26,9 +27,13 @@ done
 scripts/stack.sh up kafka localstack >&2
 eval "$(scripts/stack.sh env kafka localstack)"
 
-say "building tributary"
-cargo build --locked -q -p tributary
-bin="$CARGO_TARGET_DIR/debug/tributary"
+if [ -n "${TRIBUTARY_BIN:-}" ]; then
+  bin=$TRIBUTARY_BIN
+else
+  say "building tributary"
+  cargo build --locked -q -p tributary
+  bin="$CARGO_TARGET_DIR/debug/tributary"
+fi
 
 work=$(mktemp -d)
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -82,10 +87,10 @@ say "the result tables"
 while read -r url; do
   table=$(basename "$url")
   printf '\n%s\n' "$table"
-  "$bin" local show "$url" --limit 100 | tee "$work/$table.txt"
+  "$bin" local show "$url" --limit 100
   if [ -n "${TRIBUTARY_DEMO_OUT:-}" ]; then
     mkdir -p "$TRIBUTARY_DEMO_OUT"
-    cp "$work/$table.txt" "$TRIBUTARY_DEMO_OUT/$table.txt"
+    "$bin" local show "$url" --json --limit 1000000 >"$TRIBUTARY_DEMO_OUT/$table.json"
   fi
 done < <(python3 -c 'import json, sys; [print(json.loads(l)["url"]) for l in sys.stdin if l.strip()]' <"$work/outputs")
 say "done: stopping tributary local${started[*]:+ and ${started[*]}}"

@@ -5,6 +5,10 @@
 //! docs/pinterest.md implemented a second time, in plain Python — wrote from the same raw
 //! records. Then both jobs run again for the same day and the tables stay the same (a rerun
 //! replaces, never appends).
+//!
+//! The demo (`scripts/demo.sh`) end to end: posts from the emulator through the gateway, the
+//! Sinks and both BatchJobs under `tributary local`, against the local broker and LocalStack;
+//! its nine result tables must equal what `expected.py` computes from the same generated posts.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -280,23 +284,83 @@ async fn assert_tables_as_expected(lake: &Path) {
         }
         let path = expected_dir.join(format!("{name}.json"));
         let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-        let (actual, expected) = (rows(&actual), rows(&expected));
-        counts.insert(name, actual.len());
-        if actual != expected {
-            let missing: Vec<_> = expected.iter().filter(|r| !actual.contains(r)).collect();
-            let extra: Vec<_> = actual.iter().filter(|r| !expected.contains(r)).collect();
-            failures.push(format!(
-                "{name}: {} rows, expected {}\n  missing: {missing:#?}\n  unexpected: {extra:#?}",
-                actual.len(),
-                expected.len()
-            ));
-        }
+        counts.insert(name, rows(&actual).len());
+        failures.extend(compare_rows(name, &actual, &expected));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(
         counts.values().all(|&n| n > 0),
         "an empty table: {counts:?}"
     );
+}
+
+/// Why the JSON-lines rows of table `name` differ from the expected ones, if they do.
+fn compare_rows(name: &str, actual: &str, expected: &str) -> Option<String> {
+    let (actual, expected) = (rows(actual), rows(expected));
+    if actual == expected {
+        return None;
+    }
+    let missing: Vec<_> = expected.iter().filter(|r| !actual.contains(r)).collect();
+    let extra: Vec<_> = actual.iter().filter(|r| !expected.contains(r)).collect();
+    Some(format!(
+        "{name}: {} rows, expected {}\n  missing: {missing:#?}\n  unexpected: {extra:#?}",
+        actual.len(),
+        expected.len()
+    ))
+}
+
+/// Run `command`, failing the test with its output if it fails.
+fn run(command: &mut std::process::Command) {
+    let output = command.output().expect("the command starts");
+    assert!(
+        output.status.success(),
+        "{command:?}: {}\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_demo_prints_the_tables_the_rules_give_for_its_posts() {
+    const POSTS: &str = "400";
+    const SEED: &str = "9";
+    let work = tempfile::tempdir().expect("a temporary directory");
+    let (shown, raw, expected) = (
+        work.path().join("shown"),
+        work.path().join("raw"),
+        work.path().join("expected"),
+    );
+    let binary = tributary_tests::tributary_binary();
+    run(std::process::Command::new(repo().join("scripts/demo.sh"))
+        .args([POSTS, SEED])
+        .env("TRIBUTARY_BIN", &binary)
+        .env("TRIBUTARY_DEMO_OUT", &shown));
+    // The same posts (the emulator's defaults in both), as files, and the rules applied to them
+    // by the second implementation.
+    run(std::process::Command::new(&binary)
+        .args(["emulate", "--count", POSTS, "--seed", SEED, "--out"])
+        .arg(&raw));
+    run(std::process::Command::new("python3")
+        .arg(repo().join("examples/pinterest/fixture/expected.py"))
+        .args([&raw, &expected]));
+    let results: Vec<&str> = tables()
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .filter(|name| !name.starts_with("clean_"))
+        .collect();
+    assert_eq!(results.len(), 9);
+    let mut failures = Vec::new();
+    for name in results {
+        let read = |dir: &Path| {
+            let path = dir.join(format!("{name}.json"));
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+        };
+        let (actual, wanted) = (read(&shown), read(&expected));
+        assert!(!rows(&wanted).is_empty(), "{name}: the rules give no rows");
+        failures.extend(compare_rows(name, &actual, &wanted));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[tokio::test]

@@ -58,6 +58,9 @@ enum LocalCommand {
         /// Rows at most.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// JSON lines (one object per row, nulls written out) instead of a text table.
+        #[arg(long)]
+        json: bool,
     },
     /// Run one BatchJob of a running `tributary local` now and print its outputs.
     RunBatch {
@@ -105,8 +108,12 @@ struct RunArgs {
 pub async fn local(args: LocalArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     match args.command {
         Some(LocalCommand::Status { status_addr, json }) => print_status(status_addr, json).await,
-        Some(LocalCommand::Show { url, limit }) => {
-            println!("{}", tributary_workers::batch::show(&url, limit).await?);
+        Some(LocalCommand::Show { url, limit, json }) => {
+            let shown = tributary_workers::batch::show(&url, limit, json).await?;
+            print!("{shown}");
+            if !json {
+                println!();
+            }
             Ok(())
         }
         Some(LocalCommand::RunBatch {

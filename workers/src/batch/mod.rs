@@ -19,9 +19,12 @@ pub mod udf;
 pub use plan::{BatchPlanError, check_steps};
 pub use run::{BatchError, run};
 
-/// The rows of the Parquet table at `url` (every file under it), sorted by every column, as a
-/// text table of at most `limit` rows: how `tributary local show` prints result tables.
-pub async fn show(url: &str, limit: usize) -> Result<String, ShowError> {
+/// The rows of the Parquet table at `url` (every file under it), sorted by every column, at most
+/// `limit` of them, as a text table or (with `json`) as JSON lines with explicit nulls: how
+/// `tributary local show` prints result tables.
+pub async fn show(url: &str, limit: usize, json: bool) -> Result<String, ShowError> {
+    use datafusion::arrow::json::WriterBuilder;
+    use datafusion::arrow::json::writer::LineDelimited;
     use datafusion::arrow::util::pretty::pretty_format_batches;
     use tributary_crds::batch_job::BatchInput;
     use tributary_crds::common::DataFormat;
@@ -54,9 +57,20 @@ pub async fn show(url: &str, limit: usize) -> Result<String, ShowError> {
         .collect()
         .await
         .map_err(|e| ShowError(format!("{url}: {e}")))?;
-    pretty_format_batches(&batches)
-        .map(|table| table.to_string())
-        .map_err(|e| ShowError(format!("{url}: {e}")))
+    let failed = |e: datafusion::arrow::error::ArrowError| ShowError(format!("{url}: {e}"));
+    if !json {
+        return pretty_format_batches(&batches)
+            .map(|table| table.to_string())
+            .map_err(failed);
+    }
+    let mut writer = WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, LineDelimited>(Vec::new());
+    for batch in &batches {
+        writer.write(batch).map_err(failed)?;
+    }
+    writer.finish().map_err(failed)?;
+    String::from_utf8(writer.into_inner()).map_err(|e| ShowError(format!("{url}: {e}")))
 }
 
 /// A table could not be shown.

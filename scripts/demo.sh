@@ -8,7 +8,9 @@
 #
 # usage: scripts/demo.sh [posts=2000] [seed=1]
 # TRIBUTARY_DEMO_OUT=DIR also writes each result table there as JSON lines (the demo test reads
-# them); TRIBUTARY_BIN=PATH runs that tributary binary instead of building one.
+# them); TRIBUTARY_BIN=PATH runs that tributary binary instead of building one;
+# TRIBUTARY_DEMO_LAKE=DIR keeps the lake in that directory instead of LocalStack's S3 (which is
+# then not started).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -20,12 +22,18 @@ say() { printf '\n==> %s\n' "$*" >&2; }
 
 say "Debian packages and the local services (broker, LocalStack)"
 scripts/deps.sh
+services=(kafka localstack)
+lake=(--lake s3)
+if [ -n "${TRIBUTARY_DEMO_LAKE:-}" ]; then
+  services=(kafka)
+  lake=(--lake "$TRIBUTARY_DEMO_LAKE")
+fi
 started=()
-for svc in kafka localstack; do
+for svc in "${services[@]}"; do
   scripts/stack.sh status "$svc" >/dev/null 2>&1 || started+=("$svc")
 done
-scripts/stack.sh up kafka localstack >&2
-eval "$(scripts/stack.sh env kafka localstack)"
+scripts/stack.sh up "${services[@]}" >&2
+eval "$(scripts/stack.sh env "${services[@]}")"
 
 if [ -n "${TRIBUTARY_BIN:-}" ]; then
   bin=$TRIBUTARY_BIN
@@ -52,7 +60,7 @@ cleanup() {
 trap cleanup EXIT
 
 say "tributary local -f examples/pinterest/ (fresh topics and lake)"
-RUST_LOG=warn "$bin" local -f examples/pinterest/ --fresh \
+RUST_LOG=warn "$bin" local -f examples/pinterest/ --fresh "${lake[@]}" \
   --kafka-bootstrap "$TRIBUTARY_KAFKA_BOOTSTRAP" \
   --gateway-listen "127.0.0.1:$gateway_port" --status-addr "$status_addr" 2>"$work/local.log" &
 echo $! >"$work/pid"

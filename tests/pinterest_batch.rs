@@ -7,8 +7,9 @@
 //! replaces, never appends).
 //!
 //! The demo (`scripts/demo.sh`) end to end: posts from the emulator through the gateway, the
-//! Sinks and both BatchJobs under `tributary local`, against the local broker and LocalStack;
-//! its nine result tables must equal what `expected.py` computes from the same generated posts.
+//! Sinks and both BatchJobs under `tributary local`, against the local broker, with the lake in
+//! LocalStack's S3 and then in a directory; its nine result tables must equal what
+//! `expected.py` computes from the same generated posts.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -326,16 +327,8 @@ fn the_demo_prints_the_tables_the_rules_give_for_its_posts() {
     const POSTS: &str = "400";
     const SEED: &str = "9";
     let work = tempfile::tempdir().expect("a temporary directory");
-    let (shown, raw, expected) = (
-        work.path().join("shown"),
-        work.path().join("raw"),
-        work.path().join("expected"),
-    );
+    let (raw, expected) = (work.path().join("raw"), work.path().join("expected"));
     let binary = tributary_tests::tributary_binary();
-    run(std::process::Command::new(repo().join("scripts/demo.sh"))
-        .args([POSTS, SEED])
-        .env("TRIBUTARY_BIN", &binary)
-        .env("TRIBUTARY_DEMO_OUT", &shown));
     // The same posts (the emulator's defaults in both), as files, and the rules applied to them
     // by the second implementation.
     run(std::process::Command::new(&binary)
@@ -350,17 +343,37 @@ fn the_demo_prints_the_tables_the_rules_give_for_its_posts() {
         .filter(|name| !name.starts_with("clean_"))
         .collect();
     assert_eq!(results.len(), 9);
-    let mut failures = Vec::new();
-    for name in results {
-        let read = |dir: &Path| {
-            let path = dir.join(format!("{name}.json"));
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"))
-        };
-        let (actual, wanted) = (read(&shown), read(&expected));
-        assert!(!rows(&wanted).is_empty(), "{name}: the rules give no rows");
-        failures.extend(compare_rows(name, &actual, &wanted));
+    let lake_dir = work.path().join("lake");
+    for (lake, lake_env) in [("S3", None), ("a directory", Some(&lake_dir))] {
+        let shown = work.path().join(format!("shown-{}", lake_env.is_some()));
+        let mut demo = std::process::Command::new(repo().join("scripts/demo.sh"));
+        demo.args([POSTS, SEED])
+            .env("TRIBUTARY_BIN", &binary)
+            .env("TRIBUTARY_DEMO_OUT", &shown);
+        if let Some(dir) = lake_env {
+            demo.env("TRIBUTARY_DEMO_LAKE", dir);
+        }
+        run(&mut demo);
+        let mut failures = Vec::new();
+        for name in &results {
+            let read = |dir: &Path| {
+                let path = dir.join(format!("{name}.json"));
+                std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+            };
+            let (actual, wanted) = (read(&shown), read(&expected));
+            assert!(!rows(&wanted).is_empty(), "{name}: the rules give no rows");
+            failures.extend(compare_rows(name, &actual, &wanted));
+        }
+        assert!(
+            failures.is_empty(),
+            "lake in {lake}:\n{}",
+            failures.join("\n")
+        );
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        lake_dir.join("pinterest-lake/raw/pin").is_dir(),
+        "the directory lake holds the raw pins"
+    );
 }
 
 #[tokio::test]

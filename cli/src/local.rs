@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -93,6 +93,14 @@ struct RunArgs {
     /// Run every BatchJob once at start (after the Sinks started), as well as on its schedule.
     #[arg(long)]
     run_batch_now: bool,
+    /// Where the data lake is: `s3` (the manifests' buckets, through the AWS SDK's chain), or a
+    /// directory that takes the place of S3 (`s3://bucket/key` becomes `DIR/bucket/key`).
+    /// Default: `s3` when an S3 endpoint or AWS credentials are configured in the environment
+    /// (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, `AWS_ACCESS_KEY_ID`, `AWS_PROFILE`,
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE`), else the directory `$TRIBUTARY_CACHE/lake`
+    /// (`~/.cache/tributary/lake`).
+    #[arg(long, value_name = "s3|DIR")]
+    lake: Option<String>,
     /// Start from nothing: delete and re-create the manifests' Kafka topics, delete the
     /// objects under their Sinks' destinations, dead letters and BatchJob outputs, and give the
     /// Sinks new consumer groups (their names with `-fresh-<unix time>`: a group whose static
@@ -354,6 +362,88 @@ fn sort(manifests: Vec<Manifest>) -> Objects {
     objects
 }
 
+/// The lake directory `--lake` asks for, or the default one when nothing points at S3.
+fn lake_dir(lake: Option<&str>) -> anyhow::Result<Option<PathBuf>> {
+    let dir = match lake {
+        Some("s3") => return Ok(None),
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let configured = |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty());
+            let s3 = [
+                "AWS_ENDPOINT_URL",
+                "AWS_ENDPOINT_URL_S3",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_PROFILE",
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+            ]
+            .into_iter()
+            .any(configured);
+            if s3 {
+                return Ok(None);
+            }
+            let cache = std::env::var_os("TRIBUTARY_CACHE")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/tributary"))
+                })
+                .context(
+                    "no HOME or TRIBUTARY_CACHE for the default lake directory; give --lake DIR",
+                )?;
+            cache.join("lake")
+        }
+    };
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the lake {}", dir.display()))?;
+    Ok(Some(dir.canonicalize()?))
+}
+
+/// `s3://bucket/key` as a `file://` URL under the lake directory `dir`; other URLs unchanged.
+fn in_dir(url: &str, dir: &Path) -> String {
+    match url.strip_prefix("s3://") {
+        Some(rest) => format!("file://{}/{rest}", dir.display()),
+        None => url.to_owned(),
+    }
+}
+
+/// The manifests with the lake in `dir`: the Sinks' destinations and the BatchJobs' inputs and
+/// outputs. A file destination keeps its dead letters under it (keys are relative to it), so a
+/// dead-letter prefix given relative to the bucket becomes relative to the destination: the
+/// destination's own part of it is dropped (`raw/pin/_dead_letter` of `raw/pin/` is
+/// `_dead_letter`), one outside it is kept as it is. Batch inputs read only the files of a
+/// directory and its `key=value` subdirectories, so dead letters there are never read as data.
+fn localize(objects: &mut Objects, dir: &Path) {
+    for sink in &mut objects.sinks {
+        let url = &sink.spec.destination.url;
+        if let Some(prefix) = url
+            .strip_prefix("s3://")
+            .and_then(|rest| rest.split_once('/'))
+        {
+            let prefix = prefix.1.trim_matches('/').to_owned();
+            if let Some(dead) = &mut sink.spec.dead_letter.prefix {
+                let trimmed = dead.trim_matches('/');
+                *dead = match trimmed.strip_prefix(&format!("{prefix}/")) {
+                    Some(inside) if !prefix.is_empty() => inside.to_owned(),
+                    _ => trimmed.to_owned(),
+                };
+            }
+        }
+        sink.spec.destination.url = in_dir(&sink.spec.destination.url, dir);
+    }
+    for batch_job in &mut objects.batch_jobs {
+        for input in &mut batch_job.spec.inputs {
+            input.url = in_dir(&input.url, dir);
+        }
+        for output in batch_job
+            .spec
+            .steps
+            .iter_mut()
+            .filter_map(|s| s.output.as_mut())
+        {
+            output.url = in_dir(&output.url, dir);
+        }
+    }
+}
+
 /// How to reach `cluster`: `--kafka-bootstrap`, else its external bootstrap servers.
 fn connection(cluster: &KafkaCluster, bootstrap: Option<&str>) -> anyhow::Result<KafkaConnection> {
     if let Some(bootstrap) = bootstrap {
@@ -410,7 +500,16 @@ async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::Resul
             "give the manifests with -f FILE|DIR (e.g. `tributary local -f examples/pinterest/`)"
         );
     }
-    let objects = sort(load(&args.files, &args.namespace)?);
+    let mut objects = sort(load(&args.files, &args.namespace)?);
+    if let Some(dir) = lake_dir(args.lake.as_deref())? {
+        eprintln!(
+            "tributary local: the data lake is the directory {} (s3://bucket/key is \
+             {}/bucket/key); --lake s3 uses S3",
+            dir.display(),
+            dir.display()
+        );
+        localize(&mut objects, &dir);
+    }
     let rows: Rows = Arc::default();
     let (stop, stopped) = watch::channel(false);
     let admins = RdKafkaAdmins::default();
@@ -746,12 +845,16 @@ async fn fresh(
         }
     }
     let mut prefixes = Vec::new();
+    let mut dirs = Vec::new();
     for sink in &objects.sinks {
         let destination = sink_validate::validate(sink)
             .map_err(|e| anyhow::anyhow!("Sink {}: {e}", sink.name_any()))?;
-        if let Some(bucket) = destination.bucket {
-            prefixes.push((bucket.clone(), destination.prefix));
-            prefixes.push((bucket, destination.dead_letter_prefix));
+        match destination.bucket {
+            Some(bucket) => {
+                prefixes.push((bucket.clone(), destination.prefix));
+                prefixes.push((bucket, destination.dead_letter_prefix));
+            }
+            None => dirs.push(sink.spec.destination.url.clone()),
         }
     }
     for batch_job in &objects.batch_jobs {
@@ -767,8 +870,22 @@ async fn fresh(
                 .and_then(|rest| rest.split_once('/'))
             {
                 prefixes.push((bucket.to_owned(), prefix.trim_matches('/').to_owned()));
+            } else {
+                dirs.push(output.url.clone());
             }
         }
+    }
+    for url in dirs {
+        if let Some(path) = url.strip_prefix("file://").map(PathBuf::from)
+            && path.exists()
+        {
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("--fresh: deleting {}", path.display()))?;
+            eprintln!("tributary local: --fresh deleted {}", path.display());
+        }
+    }
+    if prefixes.is_empty() {
+        return Ok(());
     }
     let s3 = tributary_workers::connect::s3(
         &tributary_workers::connect::aws_config(&AwsOptions::default()).await,
@@ -1071,6 +1188,69 @@ mod tests {
                 "Topic  pin      True   -    -                     created",
             ]
         );
+    }
+
+    #[test]
+    fn a_lake_directory_takes_the_place_of_the_buckets() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pipeline.yaml"),
+            r#"
+apiVersion: tributary.dev/v1alpha1
+kind: Sink
+metadata: {name: inside}
+spec:
+  source: {topicRef: {name: pin}}
+  destination: {url: s3://lake/raw/pin/}
+  deadLetter: {prefix: raw/pin/_bad/}
+---
+apiVersion: tributary.dev/v1alpha1
+kind: Sink
+metadata: {name: outside}
+spec:
+  source: {topicRef: {name: pin}}
+  destination: {url: s3://lake/raw/pin}
+  deadLetter: {prefix: dead-letter/pin/}
+---
+apiVersion: tributary.dev/v1alpha1
+kind: BatchJob
+metadata: {name: job}
+spec:
+  schedule: "0 1 * * *"
+  inputs: [{name: raw, url: "s3://lake/raw/pin/"}]
+  steps: [{name: out, sql: "SELECT * FROM raw", output: {url: "s3://lake/out/"}}]
+"#,
+        )
+        .unwrap();
+        let mut objects = sort(load(&[dir.path().to_path_buf()], "default").unwrap());
+        localize(&mut objects, Path::new("/data/lake"));
+        let sinks: Vec<(&str, Option<&str>)> = objects
+            .sinks
+            .iter()
+            .map(|s| {
+                (
+                    s.spec.destination.url.as_str(),
+                    s.spec.dead_letter.prefix.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            sinks,
+            [
+                ("file:///data/lake/lake/raw/pin/", Some("_bad")),
+                ("file:///data/lake/lake/raw/pin", Some("dead-letter/pin")),
+            ]
+        );
+        let job = &objects.batch_jobs[0].spec;
+        assert_eq!(job.inputs[0].url, "file:///data/lake/lake/raw/pin/");
+        assert_eq!(
+            job.steps[0].output.as_ref().unwrap().url,
+            "file:///data/lake/lake/out/"
+        );
+        assert_eq!(in_dir("file:///x/", Path::new("/data")), "file:///x/");
+        let explicit = lake_dir(Some(dir.path().join("lake").to_str().unwrap())).unwrap();
+        assert!(explicit.is_some_and(|d| d.is_dir()));
+        assert_eq!(lake_dir(Some("s3")).unwrap(), None);
     }
 
     #[test]

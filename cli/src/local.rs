@@ -777,20 +777,27 @@ async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::Resul
         "tributary local: running; `tributary local status` (or GET http://{}/status) shows this table",
         args.status_addr
     );
-    eprint!("{}", table(&snapshot(&rows)));
     let printer_rows = rows.clone();
     let mut stopped_printer = stopped.clone();
+    let live = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tokio::spawn(async move {
         let mut last = String::new();
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                _ = stopped_printer.wait_for(|s| *s) => return,
-            }
             let now = table(&snapshot(&printer_rows));
             if now != last {
-                eprint!("\n{now}");
+                // On a terminal the table is redrawn in place (cursor up over the last one,
+                // clear to the end); in a log it is printed again when it changed.
+                if live && !last.is_empty() {
+                    eprint!("\x1b[{}A\x1b[J", last.lines().count());
+                } else if !last.is_empty() {
+                    eprintln!();
+                }
+                eprint!("{now}");
                 last = now;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(if live { 1 } else { 5 })) => {}
+                _ = stopped_printer.wait_for(|s| *s) => return,
             }
         }
     });

@@ -319,8 +319,13 @@ struct OperatorArgs {
 }
 
 fn init_tracing(json: bool) {
+    init_tracing_with(json, "info,kube_lease_manager=warn");
+}
+
+/// Logging to stderr, filtered by `RUST_LOG`, else by `default_filter`.
+fn init_tracing_with(json: bool, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_lease_manager=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -532,7 +537,8 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Emulate(args) => emulate(args)?,
         Command::Local(args) => {
-            init_tracing(false);
+            // Warnings only by default: the status table is the progress report.
+            init_tracing_with(false, "warn");
             tokio::runtime::Runtime::new()?.block_on(local::local(args, shutdown_signal()))?;
         }
         Command::Validate { paths } => return validate(&paths),

@@ -16,6 +16,7 @@ use crate::buckets::{Buckets, S3Buckets};
 use crate::kafka_admin::KafkaAdmins;
 use crate::metrics::Metrics;
 use crate::msk::{AwsMsk, Msk};
+use crate::stream::kinesis::{AwsKinesis, Kinesis};
 
 /// How the operator runs worker pods (the Sinks' Deployments).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub struct Context {
     pub msk: Arc<dyn Msk>,
     /// S3 buckets (the Sinks' destinations).
     pub buckets: Arc<dyn Buckets>,
+    /// The Kinesis control plane (the Streams).
+    pub kinesis: Arc<dyn Kinesis>,
     /// How worker pods are run.
     pub workers: Workers,
     /// The operator's AWS region and endpoint overrides, which the workers get too.
@@ -78,6 +81,7 @@ impl Context {
             // touches AWS.
             msk: Arc::new(AwsMsk::default()),
             buckets: Arc::new(S3Buckets::default()),
+            kinesis: Arc::new(AwsKinesis::default()),
             workers: Workers::default(),
             aws: AwsOptions::default(),
             topics,
@@ -96,6 +100,12 @@ impl Context {
     /// Use `buckets` instead of the real S3 API (tests).
     pub fn with_buckets(mut self, buckets: Arc<dyn Buckets>) -> Self {
         self.buckets = buckets;
+        self
+    }
+
+    /// Use `kinesis` instead of the real Kinesis API (tests).
+    pub fn with_kinesis(mut self, kinesis: Arc<dyn Kinesis>) -> Self {
+        self.kinesis = kinesis;
         self
     }
 

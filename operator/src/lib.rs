@@ -14,6 +14,7 @@ pub mod msk;
 pub mod reconciler;
 pub mod run;
 pub mod sink;
+pub mod stream;
 #[cfg(test)]
 mod test_support;
 pub mod topic;

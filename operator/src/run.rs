@@ -24,11 +24,11 @@ use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Resource, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
-use tributary_crds::{BatchJob, KafkaCluster, Sink, Topic};
+use tributary_crds::{BatchJob, KafkaCluster, Sink, Stream, Topic};
 
 use crate::context::{Context, Workers};
 use crate::kafka_admin::{KafkaAdmins, RdKafkaAdmins};
-use crate::{batch_job, kafka_cluster, reconciler, sink, topic};
+use crate::{batch_job, kafka_cluster, reconciler, sink, stream, topic};
 
 /// How the operator runs.
 #[derive(Clone, Debug)]
@@ -109,10 +109,12 @@ pub async fn run(
     let admins: Arc<dyn KafkaAdmins> = Arc::new(RdKafkaAdmins::default());
     let msk = Arc::new(crate::msk::AwsMsk::new(config.aws.clone()));
     let buckets = Arc::new(crate::buckets::S3Buckets::new(config.aws.clone()));
+    let kinesis = Arc::new(crate::stream::kinesis::AwsKinesis::new(config.aws.clone()));
     let ctx = Arc::new(
         Context::new(client.clone(), admins, topic_store.clone(), config.resync)
             .with_msk(msk)
             .with_buckets(buckets)
+            .with_kinesis(kinesis)
             .with_workers(config.workers.clone(), config.aws.clone()),
     );
     let health = Arc::new(Health {
@@ -180,8 +182,8 @@ pub async fn run(
     Ok(())
 }
 
-/// One KafkaCluster controller per watched namespace (or for all), and one Topic and one Sink
-/// controller over every watched namespace.
+/// One KafkaCluster controller per watched namespace (or for all), and one Topic, Stream, Sink
+/// and BatchJob controller over every watched namespace.
 async fn controllers(
     client: &kube::Client,
     config: &Config,
@@ -251,12 +253,17 @@ async fn controllers(
         .graceful_shutdown_on(stopped(trigger.clone()))
         .run(sink::reconcile, reconciler::error_policy, ctx.clone())
         .for_each(|_| async {});
+    let stream_controller = stream_controller(client, &scopes)
+        .graceful_shutdown_on(stopped(trigger.clone()))
+        .run(stream::reconcile, reconciler::error_policy, ctx.clone())
+        .for_each(|_| async {});
     let batch_job_controller = batch_job_controller(client, &scopes)
         .graceful_shutdown_on(stopped(trigger.clone()))
         .run(batch_job::reconcile, reconciler::error_policy, ctx.clone())
         .for_each(|_| async {});
     futures::join!(
         topic_controller,
+        stream_controller,
         sink_controller,
         batch_job_controller,
         futures::future::join_all(cluster_controllers)
@@ -336,6 +343,22 @@ fn sink_controller(
             );
     }
     controller
+}
+
+/// The Stream controller over every scope. It has no children: its state is in Kinesis, which
+/// the resync and the requeues while Kinesis is busy re-check.
+fn stream_controller(client: &kube::Client, scopes: &[Option<String>]) -> Controller<Stream> {
+    let (store, writer) = reflector::store::<Stream>();
+    let streams = scopes
+        .iter()
+        .map(|ns| watcher(scoped::<Stream>(client, ns), watcher::Config::default()).boxed());
+    let streams = reflector(
+        writer,
+        futures::stream::select_all(streams).modify(|s| s.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .touched_objects();
+    Controller::for_stream(streams, store)
 }
 
 /// The BatchJob controller over every scope: its Jobs and ConfigMaps (found by their labels)

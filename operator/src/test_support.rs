@@ -77,6 +77,22 @@ impl Context {
         (Arc::new(ctx), ApiServer(handle))
     }
 
+    /// [`Context::test`] for Streams: `kinesis` as the Kinesis API.
+    pub fn test_streams(
+        kinesis: Arc<dyn crate::stream::kinesis::Kinesis>,
+    ) -> (Arc<Self>, ApiServer) {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = kube::Client::new(service, "default");
+        let ctx = Context::new(
+            client,
+            Arc::new(FakeKafka::default()),
+            Writer::default().as_reader(),
+            RESYNC,
+        )
+        .with_kinesis(kinesis);
+        (Arc::new(ctx), ApiServer(handle))
+    }
+
     /// [`Context::test`] for BatchJobs: worker pods of [`IMAGE`] unless `image` is `None`,
     /// the operator's region `eu-west-1`, and the clock standing at `now` (RFC 3339).
     pub fn test_batch_jobs(image: Option<&str>, now: &str) -> (Arc<Self>, ApiServer) {
@@ -270,6 +286,14 @@ pub enum ApiCall {
         /// More checks of the object sent.
         check: Option<StatusCheck>,
     },
+    /// An `events.k8s.io/v1` Event repeating the last one of the same reason about an object:
+    /// the recorder patches that Event's series.
+    EventAgain {
+        /// The events URL of the object's namespace.
+        path: String,
+        /// The reason.
+        reason: &'static str,
+    },
     /// An `events.k8s.io/v1` Event about an object, created with a POST.
     Event {
         /// The events URL of the object's namespace.
@@ -440,6 +464,17 @@ impl ApiCall {
         Self::event_of(object, reason, true)
     }
 
+    /// The same Event as the last one with `reason` about `object` again (a series patch).
+    pub fn event_again<K: Fixture>(object: &K, reason: &'static str) -> Self {
+        Self::EventAgain {
+            path: format!(
+                "/apis/events.k8s.io/v1/namespaces/{}/events/",
+                object.namespace().unwrap_or_default()
+            ),
+            reason,
+        }
+    }
+
     fn event_of<K: Fixture>(object: &K, reason: &'static str, warning: bool) -> Self {
         Self::Event {
             path: format!(
@@ -461,7 +496,12 @@ impl ApiCall {
             };
         }
         let (method, path) = self.method_and_path();
-        if request.method != method || request.path != path {
+        let same_path = match &self {
+            // The series' Event has a generated name.
+            Self::EventAgain { path, .. } => request.path.starts_with(path.as_str()),
+            _ => request.path == path,
+        };
+        if request.method != method || !same_path {
             fail!("another request");
         }
         match self {
@@ -661,6 +701,13 @@ impl ApiCall {
                     respond(StatusCode::NOT_FOUND, &not_found(&path))
                 }
             }
+            Self::EventAgain { reason, .. } => {
+                let body = &request.body;
+                if body["reason"] != reason || body["series"].is_null() {
+                    fail!("another Event series");
+                }
+                respond(StatusCode::OK, body)
+            }
             Self::Event {
                 regarding,
                 reason,
@@ -687,7 +734,8 @@ impl ApiCall {
             Self::AddFinalizer { path, .. }
             | Self::RemoveFinalizer { path, .. }
             | Self::ApplyStatus { path, .. }
-            | Self::Apply { path, .. } => (Method::PATCH, path),
+            | Self::Apply { path, .. }
+            | Self::EventAgain { path, .. } => (Method::PATCH, path),
             Self::Get { path, .. } | Self::List { path, .. } | Self::ListForbidden { path, .. } => {
                 (Method::GET, path)
             }
@@ -730,6 +778,7 @@ impl fmt::Display for ApiCall {
                 "(status apply by {field_manager}: Ready={} reason={reason})",
                 if *ready { "True" } else { "False" }
             ),
+            Self::EventAgain { reason, .. } => write!(f, "(Event {reason} again)"),
             Self::Event {
                 regarding,
                 reason,

@@ -139,6 +139,10 @@ and docs/install.md. */}}
 - apiGroups: [tributary.dev]
   resources: [kafkaclusters, topics]
   verbs: [get, list, watch, patch]
+# Streams: watched, and every Stream gets a finalizer.
+- apiGroups: [tributary.dev]
+  resources: [streams]
+  verbs: [list, watch, patch]
 # Sinks get a finalizer with deletionPolicy Delete; BatchJobs never.
 - apiGroups: [tributary.dev]
   resources: [sinks]
@@ -148,7 +152,7 @@ and docs/install.md. */}}
   verbs: [list, watch]
 # Status is written with server-side apply.
 - apiGroups: [tributary.dev]
-  resources: [kafkaclusters/status, topics/status, sinks/status, batchjobs/status]
+  resources: [kafkaclusters/status, topics/status, streams/status, sinks/status, batchjobs/status]
   verbs: [patch]
 # Kafka credentials of KafkaClusters (TLS CA, SASL), by name.
 - apiGroups: [""]

@@ -18,11 +18,13 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
-use tributary_crds::{BatchJob, KafkaCluster, Manifest, Sink, Topic};
+use tributary_crds::{BatchJob, KafkaCluster, Manifest, Sink, Stream, Topic};
 use tributary_operator::batch_job::{build as batch_build, validate as batch_validate};
 use tributary_operator::buckets::{Buckets, S3Buckets};
 use tributary_operator::kafka_admin::{KafkaAdmin, KafkaAdmins, RdKafkaAdmins};
 use tributary_operator::sink::{resolve as sink_resolve, validate as sink_validate};
+use tributary_operator::stream::kinesis::{AwsKinesis, Kinesis};
+use tributary_operator::stream::plan::{self as stream_plan, Step};
 use tributary_operator::topic::plan::Desired;
 use tributary_workers::batch::config::{BatchWorkerConfig, OutputSummary};
 use tributary_workers::connect::{AwsOptions, KafkaConnection};
@@ -329,7 +331,7 @@ struct Objects {
     topics: BTreeMap<String, Topic>,
     sinks: Vec<Sink>,
     batch_jobs: Vec<BatchJob>,
-    streams: Vec<String>,
+    streams: Vec<Stream>,
 }
 
 fn key(namespace: Option<String>, name: &str) -> String {
@@ -354,7 +356,7 @@ fn sort(manifests: Vec<Manifest>) -> Objects {
             Manifest::Topic(t) => {
                 objects.topics.insert(key(t.namespace(), &t.name_any()), t);
             }
-            Manifest::Stream(s) => objects.streams.push(s.name_any()),
+            Manifest::Stream(s) => objects.streams.push(s),
             Manifest::Sink(s) => objects.sinks.push(s),
             Manifest::BatchJob(b) => objects.batch_jobs.push(b),
         }
@@ -515,16 +517,24 @@ async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::Resul
     let admins = RdKafkaAdmins::default();
     let bootstrap = args.kafka_bootstrap.as_deref();
 
-    for name in &objects.streams {
-        set(
-            &rows,
-            Row {
-                kind: "Stream".into(),
-                name: name.clone(),
-                message: "not run: local mode does not provision Kinesis streams yet".into(),
-                ..Row::default()
-            },
-        );
+    // Streams: created and brought to their spec with the Stream controller's plan and client.
+    if !objects.streams.is_empty() {
+        let kinesis = AwsKinesis::new(AwsOptions::default());
+        for stream in &objects.streams {
+            let message = provision_stream(&kinesis, stream)
+                .await
+                .with_context(|| format!("Stream {}", stream.name_any()))?;
+            set(
+                &rows,
+                Row {
+                    kind: "Stream".into(),
+                    name: stream.name_any(),
+                    ready: true,
+                    message,
+                    ..Row::default()
+                },
+            );
+        }
     }
 
     // KafkaClusters: a metadata request each.
@@ -713,7 +723,11 @@ async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::Resul
                 kind: "Gateway".into(),
                 name: format!("http://{listen}"),
                 ready: true,
-                message: format!("serves {} topic(s)", objects.topics.len()),
+                message: format!(
+                    "serves {} topic(s), {} stream(s)",
+                    objects.topics.len(),
+                    objects.streams.len()
+                ),
                 ..Row::default()
             },
         );
@@ -1010,6 +1024,57 @@ async fn provision_topic(admin: &dyn KafkaAdmin, topic: &Topic) -> anyhow::Resul
     }
 }
 
+/// Bring the Kinesis stream of `stream` to its spec as the Stream controller does — the same plan,
+/// one change at a time while the stream is ACTIVE — waiting here instead of requeueing; at
+/// most 5 minutes.
+async fn provision_stream(kinesis: &dyn Kinesis, stream: &Stream) -> anyhow::Result<String> {
+    let region = stream.spec.region.as_deref();
+    let desired = stream_plan::Desired::from_stream(stream);
+    let name = desired.name.as_str();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    let (mut created, mut changes) = (false, 0);
+    loop {
+        let observed = kinesis.describe(region, name).await?;
+        let tags = match &observed {
+            Some(found) if found.is_active() => kinesis.tags(region, name).await?,
+            _ => Default::default(),
+        };
+        match (
+            stream_plan::plan(&desired, observed.as_ref(), &tags),
+            &observed,
+        ) {
+            (Step::InSync, Some(found)) => {
+                let done = if created { "created" } else { "in sync" };
+                return Ok(format!(
+                    "{name} {done}, {changes} change(s): {} open shard(s), {} h retention",
+                    found.open_shards, found.retention_hours
+                ));
+            }
+            (Step::Create, _) => {
+                kinesis
+                    .create(
+                        region,
+                        name,
+                        desired.mode,
+                        desired.shard_count,
+                        &desired.tags,
+                    )
+                    .await?;
+                created = true;
+            }
+            (Step::Change(change), Some(found)) => {
+                kinesis.change(region, found, name, &change).await?;
+                changes += 1;
+            }
+            _ => {}
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("Kinesis stream {name} is not ACTIVE and as its spec says after 5 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 async fn gateway(
     connection: &KafkaConnection,
     objects: &Objects,
@@ -1052,7 +1117,7 @@ async fn gateway(
     let admission = Admission {
         config,
         topics: AllowList::fixed(topics),
-        streams: AllowList::fixed([]),
+        streams: AllowList::fixed(objects.streams.iter().map(Stream::kinesis_name)),
         auth: Arc::new(Authenticator::new(keys)),
     };
     Ok(Gateway::new(admission, producer, kinesis, metrics))

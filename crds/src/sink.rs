@@ -255,8 +255,10 @@ pub struct SinkPartitioning {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SinkTransform {
-    /// A query over the table `input` (each micro-batch, with metadata columns such as
-    /// `_arrival_time`, `_partition`, `_offset`, `_key`). Its result is what gets written.
+    /// A DataFusion query over the table `input`: each micro-batch, with the fields of
+    /// `spec.format.schema` (required with a transform) and metadata columns — for a Topic
+    /// `_topic`, `_partition`, `_offset`, `_timestamp`, `_key`; for a Stream `_stream`, `_shard`,
+    /// `_sequence_number`, `_arrival_time`, `_partition_key`. Its result is what gets written.
     #[schemars(length(min = 1, max = 65536))]
     pub sql: String,
 }

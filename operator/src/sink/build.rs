@@ -657,4 +657,32 @@ spec:
         assert_eq!(error.reason(), "NotSupported");
         assert!(error.to_string().contains("issue 7"));
     }
+
+    #[test]
+    fn a_transform_is_planned_and_handed_to_the_workers() {
+        let mut sink = sink();
+        sink.spec.format = from_yaml(
+            "{type: Parquet, schema: [{name: index, type: Int64}, {name: title, type: String}]}",
+        );
+        sink.spec.transform = Some(from_yaml(
+            "sql: SELECT index AS ind, NULLIF(title, '') AS title, _offset FROM input",
+        ));
+        let config = config(&desired(&sink));
+        assert_eq!(config.transform, sink.spec.transform);
+
+        sink.spec.transform = Some(from_yaml("sql: SELECT nope FROM input"));
+        let error = validate(&sink).unwrap_err();
+        assert_eq!(error.reason(), "InvalidTransform");
+        let message = error.to_string();
+        assert!(
+            message.starts_with("spec.transform.sql") && message.contains("nope"),
+            "{message}"
+        );
+
+        sink.spec.format.schema = None;
+        sink.spec.transform = Some(from_yaml("sql: SELECT * FROM input"));
+        let error = validate(&sink).unwrap_err();
+        assert_eq!(error.reason(), "InvalidSpec");
+        assert!(error.to_string().contains("spec.format.schema"), "{error}");
+    }
 }

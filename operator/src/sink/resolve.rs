@@ -169,6 +169,8 @@ pub fn resolve(
     let config = SinkWorkerConfig {
         sink: format!("{sink_namespace}/{}", sink.name_any()),
         topic: topic_name(topic),
+        // The controller refuses `source.streamRef` until leases land (decision 0042).
+        kinesis: None,
         consumer_group: consumer_group(sink),
         start_from: spec.source.start_from,
         kafka,
@@ -178,6 +180,7 @@ pub fn resolve(
         partitioning: spec.partitioning.clone(),
         dead_letter_prefix: destination.dead_letter_prefix.clone(),
         errors: spec.errors.clone(),
+        transform: spec.transform.clone(),
     };
     Ok(Resolved { config, secret_env })
 }

@@ -5,6 +5,7 @@ use kube::ResourceExt;
 use tributary_crds::{Invalid, Sink, Validate};
 use tributary_workers::sink::batch::{Limits, LimitsError};
 use tributary_workers::sink::template::{Partitioning, PartitioningError};
+use tributary_workers::sink::transform::{SourceKind, Transform, TransformError};
 use url::Url;
 
 /// The directory of dead letters under the destination prefix, unless the spec names one.
@@ -31,11 +32,10 @@ pub enum SpecError {
          worker pods carry it in a label"
     )]
     NameTooLong(usize),
-    /// A SQL transform, which the workers cannot run yet.
-    #[error(
-        "spec.transform: the sink workers do not run SQL transforms yet; remove spec.transform"
-    )]
-    Transform,
+    /// `spec.transform` cannot run: no schema, or SQL that does not plan (DataFusion's
+    /// message), or a result the format cannot hold.
+    #[error(transparent)]
+    Transform(#[from] TransformError),
     /// `spec.partitioning` does not parse.
     #[error("spec.{0}")]
     Partitioning(#[from] PartitioningError),
@@ -56,7 +56,8 @@ impl SpecError {
     /// The `Ready` condition's reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            SpecError::StreamSource | SpecError::Transform => "NotSupported",
+            SpecError::StreamSource => "NotSupported",
+            SpecError::Transform(error) => error.reason(),
             _ => "InvalidSpec",
         }
     }
@@ -85,8 +86,8 @@ pub fn validate(sink: &Sink) -> Result<Destination, SpecError> {
     if name.len() > MAX_NAME {
         return Err(SpecError::NameTooLong(name.len()));
     }
-    if sink.spec.transform.is_some() {
-        return Err(SpecError::Transform);
+    if let Some(transform) = &sink.spec.transform {
+        Transform::new(&transform.sql, &sink.spec.format, SourceKind::Kafka)?;
     }
     Partitioning::new(&sink.spec.partitioning)?;
     Limits::from_spec(&sink.spec.batch)?;

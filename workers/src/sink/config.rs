@@ -10,7 +10,8 @@
 use serde::{Deserialize, Serialize};
 use tributary_crds::kafka_cluster::SaslMechanism;
 use tributary_crds::sink::{
-    SinkBatch, SinkDestination, SinkErrors, SinkFormat, SinkPartitioning, StartPosition,
+    SinkBatch, SinkDestination, SinkErrors, SinkFormat, SinkPartitioning, SinkTransform,
+    StartPosition,
 };
 
 use crate::connect::{KafkaConnection, SaslCredentials};
@@ -33,14 +34,21 @@ pub const ENV_GROUP_INSTANCE_ID: &str = "TRIBUTARY_GROUP_INSTANCE_ID";
 pub struct SinkWorkerConfig {
     /// `namespace/name` of the Sink, for logs and metric labels.
     pub sink: String,
-    /// The Kafka topic (its name in Kafka, `Topic.spec.topicName` or the object's name).
+    /// The Kafka topic (its name in Kafka, `Topic.spec.topicName` or the object's name);
+    /// empty when the source is a Kinesis stream.
+    #[serde(default)]
     pub topic: String,
-    /// The consumer group whose committed offsets are the sink's position.
+    /// The Kinesis stream to read instead of a topic (decision 0042); absent for Kafka.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kinesis: Option<KinesisSource>,
+    /// The consumer group whose committed offsets are the sink's position (Kafka only).
+    #[serde(default)]
     pub consumer_group: String,
     /// Where a partition without a committed offset or an object starts.
     #[serde(default)]
     pub start_from: StartPosition,
-    /// How to reach the brokers.
+    /// How to reach the brokers (Kafka only).
+    #[serde(default)]
     pub kafka: KafkaEndpoint,
     /// Where the objects go.
     pub destination: SinkDestination,
@@ -59,6 +67,21 @@ pub struct SinkWorkerConfig {
     /// What a bad record does.
     #[serde(default)]
     pub errors: SinkErrors,
+    /// The SQL transform each flush's records go through (`spec.transform`); absent: records
+    /// are written as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<SinkTransform>,
+}
+
+/// A Kinesis stream as a sink's source.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KinesisSource {
+    /// The stream's name in Kinesis.
+    pub stream_name: String,
+    /// The stream's region; absent: the SDK's default chain (`AWS_REGION`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 /// The brokers of the Sink's KafkaCluster, without secrets.
@@ -88,12 +111,27 @@ pub enum ConfigError {
     /// A secret the configuration needs is not in the environment.
     #[error("{0} is not set, but the Kafka connection needs it")]
     MissingSecret(&'static str),
+    /// Neither or both of `topic` and `kinesis`.
+    #[error("the sink configuration must name exactly one source: a topic or a Kinesis stream")]
+    Source,
 }
 
 impl SinkWorkerConfig {
     /// Parse a configuration document.
     pub fn from_json(json: &str) -> Result<Self, ConfigError> {
-        Ok(serde_json::from_str(json)?)
+        let config: Self = serde_json::from_str(json)?;
+        if config.topic.is_empty() == config.kinesis.is_none() {
+            return Err(ConfigError::Source);
+        }
+        Ok(config)
+    }
+
+    /// The source's name in object keys: the topic, or the Kinesis stream.
+    pub fn source_name(&self) -> &str {
+        match &self.kinesis {
+            Some(kinesis) => &kinesis.stream_name,
+            None => &self.topic,
+        }
     }
 
     /// The document, as the operator writes it into the ConfigMap.
@@ -165,6 +203,37 @@ mod tests {
         assert_eq!(config.start_from, StartPosition::Earliest);
         let round_trip = SinkWorkerConfig::from_json(&config.to_json()).unwrap();
         assert_eq!(round_trip, config);
+    }
+
+    #[test]
+    fn a_kinesis_stream_is_the_other_source() {
+        let json = r#"{
+            "sink": "ns/raw",
+            "kinesis": {"streamName": "clicks", "region": "eu-west-1"},
+            "destination": {"url": "s3://lake/raw", "multipartThresholdBytes": 16777216},
+            "deadLetterPrefix": "raw/_dead_letter"
+        }"#;
+        let config = SinkWorkerConfig::from_json(json).unwrap();
+        assert_eq!(config.source_name(), "clicks");
+        assert_eq!(
+            SinkWorkerConfig::from_json(&config.to_json()).unwrap(),
+            config
+        );
+        assert_eq!(
+            SinkWorkerConfig::from_json(minimal())
+                .unwrap()
+                .source_name(),
+            "pin"
+        );
+        let both = minimal().replace("\"sink\"", r#""kinesis": {"streamName": "c"}, "sink""#);
+        let neither = json.replace(
+            r#""kinesis": {"streamName": "clicks", "region": "eu-west-1"},"#,
+            "",
+        );
+        for document in [both, neither] {
+            let error = SinkWorkerConfig::from_json(&document).unwrap_err();
+            assert!(matches!(error, ConfigError::Source), "{error}");
+        }
     }
 
     #[test]

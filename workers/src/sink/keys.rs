@@ -118,7 +118,7 @@ pub enum Extension {
 }
 
 impl Extension {
-    const ALL: [Self; 4] = [Self::Json, Self::JsonGzip, Self::JsonZstd, Self::Parquet];
+    pub(crate) const ALL: [Self; 4] = [Self::Json, Self::JsonGzip, Self::JsonZstd, Self::Parquet];
 
     /// The extension of objects in `format` with `compression` (`spec.format`).
     pub fn for_format(
@@ -216,7 +216,7 @@ impl SourcePartition {
 
 /// Whether `value` can be a source or partition in a name: what Kafka allows in topic names
 /// and Kinesis in stream names and shard ids.
-fn is_name(value: &str) -> bool {
+pub(crate) fn is_name(value: &str) -> bool {
     !value.is_empty()
         && value
             .bytes()
@@ -225,7 +225,7 @@ fn is_name(value: &str) -> bool {
 
 /// `parts` joined with one `/` each, without empty parts or slashes at their ends, so an empty
 /// prefix or path (or one written with a trailing `/`) makes no `//`.
-fn join(parts: &[&str]) -> Result<String, KeyError> {
+pub(crate) fn join(parts: &[&str]) -> Result<String, KeyError> {
     let key = parts
         .iter()
         .map(|part| part.trim_matches('/'))

@@ -8,14 +8,19 @@
 //! count, size, wall-clock age or the process's memory budget. [`store`] opens the destination
 //! (`s3://` or `file://`) through `object_store`, encodes JSON-lines objects, uploads them
 //! (multipart above a threshold) and lists a prefix; [`parquet`] encodes Parquet objects.
-//! [`metrics`] counts what the worker does.
+//! [`transform`] runs a Sink's SQL transform over each flush's records.
+//! [`metrics`] counts what the worker does. [`kinesis`] reads a Kinesis stream instead of a
+//! topic, naming its objects with [`kinesis_keys`] (decision 0042).
 
 pub mod batch;
 pub mod config;
 pub mod keys;
+pub mod kinesis;
+pub mod kinesis_keys;
 pub mod metrics;
 pub mod parquet;
 pub mod pipeline;
 pub mod store;
 pub mod template;
+pub mod transform;
 pub mod worker;

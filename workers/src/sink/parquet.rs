@@ -243,6 +243,30 @@ impl ParquetEncoder {
     /// Parquet file. Without a given schema, the batch widens the encoder's schema first, but
     /// only if the file is written: a batch that fails leaves the encoder as it was.
     pub fn encode(&mut self, records: &[Vec<u8>]) -> Result<Bytes, ParquetError> {
+        let (batch, widened) = self.batch(records)?;
+        let bytes = self.write_batches(batch.schema(), std::slice::from_ref(&batch))?;
+        if let Some(columns) = widened {
+            self.columns = columns;
+            self.schema = batch.schema();
+        }
+        Ok(bytes)
+    }
+
+    /// `records` (each the bytes of one JSON object that passed [`Self::check`]) as one Arrow
+    /// record batch of the given schema: the rows a SQL transform reads
+    /// ([`super::transform`]). Without a given schema the columns are inferred and the
+    /// encoder widened, as [`Self::encode`] does.
+    pub fn record_batch(&mut self, records: &[Vec<u8>]) -> Result<RecordBatch, ParquetError> {
+        let (batch, widened) = self.batch(records)?;
+        if let Some(columns) = widened {
+            self.columns = columns;
+            self.schema = batch.schema();
+        }
+        Ok(batch)
+    }
+
+    /// The batch of `records`, and the widened columns if the batch widened them.
+    fn batch(&self, records: &[Vec<u8>]) -> Result<(RecordBatch, Option<Columns>), ParquetError> {
         if records.is_empty() {
             return Err(ParquetError::NoRecords);
         }
@@ -256,15 +280,24 @@ impl ParquetEncoder {
             Cow::Owned(columns) => columns.schema(),
         };
         let options = RecordBatchOptions::new().with_row_count(Some(records.len()));
-        let batch = RecordBatch::try_new_with_options(schema.clone(), arrays, &options)
+        let batch = RecordBatch::try_new_with_options(schema, arrays, &options)
             .map_err(|source| ParquetError::Batch { source })?;
-        let bytes = write(&batch, self.properties.clone())
-            .map_err(|source| ParquetError::Write { source })?;
-        if let Cow::Owned(columns) = columns {
-            self.columns = columns;
-            self.schema = schema;
-        }
-        Ok(bytes)
+        let widened = match columns {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(columns) => Some(columns),
+        };
+        Ok((batch, widened))
+    }
+
+    /// `batches`, all of `schema`, as one Parquet file with this encoder's compression: how a
+    /// SQL transform's result is written.
+    pub fn write_batches(
+        &self,
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<Bytes, ParquetError> {
+        write(schema, batches, self.properties.clone())
+            .map_err(|source| ParquetError::Write { source })
     }
 
     /// The schema of the next file: the given one, or the widest inferred so far (empty before
@@ -275,11 +308,14 @@ impl ParquetEncoder {
 }
 
 fn write(
-    batch: &RecordBatch,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
     properties: WriterProperties,
 ) -> Result<Bytes, parquet::errors::ParquetError> {
-    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties))?;
-    writer.write(batch)?;
+    let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(properties))?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
     Ok(writer.into_inner()?.into())
 }
 

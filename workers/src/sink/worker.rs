@@ -63,6 +63,7 @@ use super::parquet::{ParquetEncoder, ParquetError};
 use super::pipeline::{Done, FlushJob, InFlight, Uploads};
 use super::store::{LakeLocation, StoreError, encode_json_lines, list_keys, put_object};
 use super::template::{Partitioning, PartitioningError};
+use super::transform::{Metadata, SourceKind, Transform, TransformError};
 use crate::connect::ConnectError;
 
 /// How long a blocking Kafka call (watermarks, committed offsets, seek) may take.
@@ -104,6 +105,12 @@ pub enum WorkerError {
     /// The lake cannot be opened, written or listed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The SQL transform cannot be planned, or failed on a batch.
+    #[error(transparent)]
+    Transform(#[from] TransformError),
+    /// A Kinesis call failed, or the stream cannot be read as a sink's source.
+    #[error(transparent)]
+    Kinesis(#[from] super::kinesis::KinesisError),
     /// A flush's upload or commit failed.
     #[error("flushing {topic}/{partition} offsets {first}..={last}: {message}")]
     Flush {
@@ -161,6 +168,9 @@ pub enum Entry {
         path: String,
         /// The record's JSON, on one line.
         json: Vec<u8>,
+        /// Where the record was in the source, kept only for a SQL transform (its metadata
+        /// columns).
+        metadata: Option<Metadata>,
     },
     /// A record for the dead letter.
     Bad {
@@ -178,7 +188,7 @@ pub enum Entry {
 impl Payload for Entry {
     fn size_bytes(&self) -> usize {
         match self {
-            Entry::Good { path, json } => path.len() + json.len(),
+            Entry::Good { path, json, .. } => path.len() + json.len(),
             Entry::Bad {
                 value, key, reason, ..
             } => {
@@ -189,20 +199,20 @@ impl Payload for Entry {
 }
 
 /// How the objects' bytes are made.
-enum Encoder {
+pub(super) enum Encoder {
     JsonLines(Extension),
     Parquet(Box<ParquetEncoder>),
 }
 
 impl Encoder {
-    fn extension(&self) -> Extension {
+    pub(super) fn extension(&self) -> Extension {
         match self {
             Encoder::JsonLines(extension) => *extension,
             Encoder::Parquet(_) => Extension::Parquet,
         }
     }
 
-    fn encode(&mut self, records: &[Vec<u8>]) -> Result<Bytes, WorkerError> {
+    pub(super) fn encode(&mut self, records: &[Vec<u8>]) -> Result<Bytes, WorkerError> {
         match self {
             Encoder::JsonLines(extension) => Ok(encode_json_lines(records, *extension)?),
             Encoder::Parquet(parquet) => Ok(parquet.encode(records)?),
@@ -247,11 +257,13 @@ impl Failpoint {
 
 /// A validated sink, ready to run.
 pub struct Sink {
-    config: SinkWorkerConfig,
-    limits: Limits,
+    pub(super) config: SinkWorkerConfig,
+    pub(super) limits: Limits,
     partitioning: Partitioning,
-    encoder: Encoder,
-    metrics: Arc<SinkMetrics>,
+    pub(super) encoder: Encoder,
+    /// The SQL transform, which then makes the objects' bytes instead of `encoder`.
+    transform: Option<Box<Transform>>,
+    pub(super) metrics: Arc<SinkMetrics>,
     failpoint: Option<Failpoint>,
     flushes: u64,
     multi_object_flushes: u64,
@@ -401,7 +413,7 @@ impl Sink {
     pub fn new(config: SinkWorkerConfig, metrics: Arc<SinkMetrics>) -> Result<Self, WorkerError> {
         let limits = Limits::from_spec(&config.batch)?;
         let partitioning = Partitioning::new(&config.partitioning)?;
-        SourcePartition::new(&config.topic, "0")?;
+        SourcePartition::new(config.source_name(), "0")?;
         let encoder = match config.format.format {
             DataFormat::Parquet => Encoder::Parquet(Box::new(ParquetEncoder::new(&config.format)?)),
             DataFormat::JsonLines => Encoder::JsonLines(Extension::for_format(
@@ -409,11 +421,24 @@ impl Sink {
                 config.format.compression,
             )?),
         };
+        let source = match config.kinesis {
+            Some(_) => SourceKind::Kinesis,
+            None => SourceKind::Kafka,
+        };
+        let transform = match &config.transform {
+            Some(transform) => Some(Box::new(Transform::new(
+                &transform.sql,
+                &config.format,
+                source,
+            )?)),
+            None => None,
+        };
         Ok(Self {
             config,
             limits,
             partitioning,
             encoder,
+            transform,
             metrics,
             failpoint: None,
             flushes: 0,
@@ -430,6 +455,20 @@ impl Sink {
         key: Option<&[u8]>,
         timestamp: Option<i64>,
     ) -> Entry {
+        let topic = &self.config.topic;
+        self.classify_in(topic, &partition.to_string(), value, key, timestamp)
+    }
+
+    /// [`Sink::classify`] for any source and partition (a Kinesis stream and shard id), which
+    /// render the path's `{source}` and `{partition}`.
+    pub fn classify_in(
+        &self,
+        source: &str,
+        partition: &str,
+        value: Option<&[u8]>,
+        key: Option<&[u8]>,
+        timestamp: Option<i64>,
+    ) -> Entry {
         let bad = |reason: String| Entry::Bad {
             value: value.map(<[u8]>::to_vec),
             key: key.map(<[u8]>::to_vec),
@@ -439,7 +478,9 @@ impl Sink {
         let Some(bytes) = value else {
             return bad("the record has no value (a tombstone)".into());
         };
-        let needs_value = self.partitioning.reads_record() || self.encoder.reads_record();
+        let needs_value = self.partitioning.reads_record()
+            || self.encoder.reads_record()
+            || self.transform.is_some();
         let parsed = if needs_value || bytes.contains(&b'\n') {
             match serde_json::from_slice::<Value>(bytes) {
                 Ok(value) => Some(value),
@@ -452,18 +493,17 @@ impl Sink {
             None
         };
         let record = parsed.as_ref().unwrap_or(&Value::Null);
-        if let Err(reason) = self.encoder.check(record) {
+        let checked = match &self.transform {
+            Some(transform) => transform.check(record),
+            None => self.encoder.check(record),
+        };
+        if let Err(reason) = checked {
             return bad(reason);
         }
         let arrival = timestamp
             .and_then(|millis| Timestamp::from_millisecond(millis).ok())
             .unwrap_or(Timestamp::UNIX_EPOCH);
-        let path = match self.partitioning.path(
-            record,
-            arrival,
-            &self.config.topic,
-            &partition.to_string(),
-        ) {
+        let path = match self.partitioning.path(record, arrival, source, partition) {
             Ok(path) => path,
             Err(error) => return bad(error.to_string()),
         };
@@ -472,7 +512,11 @@ impl Sink {
             (Some(value), true) => value.to_string().into_bytes(),
             _ => bytes.to_vec(),
         };
-        Entry::Good { path, json }
+        Entry::Good {
+            path,
+            json,
+            metadata: None,
+        }
     }
 
     /// Join the consumer group and copy records until `shutdown` completes; then flush what is
@@ -482,6 +526,9 @@ impl Sink {
         env: impl Fn(&str) -> Option<String>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), WorkerError> {
+        if let Some(stream) = self.config.kinesis.clone() {
+            return super::kinesis::run(self, stream, shutdown).await;
+        }
         self.failpoint = env(ENV_FAILPOINT).as_deref().and_then(Failpoint::parse);
         let lake = LakeLocation::parse(&self.config.destination.url)?;
         let in_flight = Arc::new(InFlight::default());
@@ -761,12 +808,20 @@ impl Sink {
         self.metrics
             .bytes_in
             .inc_by(message.payload_len().try_into().unwrap_or(u64::MAX));
-        let entry = self.classify(
+        let mut entry = self.classify(
             partition,
             message.payload(),
             message.key(),
             message.timestamp().to_millis(),
         );
+        if let (Some(_), Entry::Good { metadata, .. }) = (&self.transform, &mut entry) {
+            *metadata = Some(Metadata::Kafka {
+                partition,
+                offset,
+                timestamp_millis: message.timestamp().to_millis(),
+                key: message.key().map(<[u8]>::to_vec),
+            });
+        }
         if let (Entry::Bad { reason, .. }, ErrorTolerance::None) =
             (&entry, self.config.errors.tolerance)
         {
@@ -886,13 +941,19 @@ impl Sink {
         let source = SourcePartition::new(&self.config.topic, &partition.to_string())?;
         let mut dead = Vec::new();
         let mut first_dead = None;
-        let mut paths: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+        let mut paths: BTreeMap<String, (Vec<Vec<u8>>, Vec<Metadata>)> = BTreeMap::new();
         let mut good = 0u64;
         for record in records {
             match record.payload {
-                Entry::Good { path, json } => {
+                Entry::Good {
+                    path,
+                    json,
+                    metadata,
+                } => {
                     good += 1;
-                    paths.entry(path).or_default().push(json);
+                    let (lines, metadatas) = paths.entry(path).or_default();
+                    lines.push(json);
+                    metadatas.extend(metadata);
                 }
                 Entry::Bad {
                     value,
@@ -926,9 +987,12 @@ impl Sink {
         };
         let extension = self.encoder.extension();
         let mut objects = Vec::with_capacity(paths.len());
-        for (path, lines) in paths {
+        for (path, (lines, metadata)) in paths {
             let key = source.object_key(&lake.prefix, &path, offsets.clone(), extension)?;
-            let bytes = self.encoder.encode(&lines)?;
+            let source_name = self.config.source_name().to_owned();
+            let Some(bytes) = self.encode_object(&source_name, &lines, &metadata).await? else {
+                continue;
+            };
             self.metrics.bytes_out.inc_by(bytes.len() as u64);
             objects.push((key, bytes));
         }
@@ -969,6 +1033,21 @@ impl Sink {
             self.wait_until(|in_flight| in_flight.is_empty()).await?;
         }
         Ok(())
+    }
+
+    /// One object's bytes from its records (and, for a SQL transform, their `metadata` from
+    /// `source_name`): the transform's result, `None` when it has no rows; else the records
+    /// encoded as they are.
+    pub(super) async fn encode_object(
+        &mut self,
+        source_name: &str,
+        records: &[Vec<u8>],
+        metadata: &[Metadata],
+    ) -> Result<Option<Bytes>, WorkerError> {
+        match &mut self.transform {
+            Some(transform) => Ok(transform.encode(source_name, records, metadata).await?),
+            None => self.encoder.encode(records).map(Some),
+        }
     }
 
     fn uploads(&self) -> &Uploads {
@@ -1176,7 +1255,8 @@ mod tests {
             entry,
             Entry::Good {
                 path: "dt=2024-02-29/c=art".into(),
-                json: br#"{"category":"art","n":1}"#.to_vec()
+                json: br#"{"category":"art","n":1}"#.to_vec(),
+                metadata: None
             }
         );
     }
@@ -1189,7 +1269,8 @@ mod tests {
             entry,
             Entry::Good {
                 path: String::new(),
-                json: br#"{"a":1}"#.to_vec()
+                json: br#"{"a":1}"#.to_vec(),
+                metadata: None
             }
         );
     }

@@ -1,0 +1,259 @@
+//! The sink worker's Kinesis source against LocalStack Kinesis and S3: every record lands in
+//! exactly one object, across a 2→4 reshard (children read after their parents, so each
+//! partition key keeps its order in the lake) and across a worker dropped mid-stream and
+//! restarted (it resumes from the lake alone).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ScalingType, StreamStatus};
+use serde_json::{Value, json};
+use tributary_tests::{aws_config, eventually, unique_name};
+use tributary_workers::sink::config::SinkWorkerConfig;
+use tributary_workers::sink::kinesis_keys::{ParsedShardKey, SequenceNumber};
+use tributary_workers::sink::metrics::SinkMetrics;
+use tributary_workers::sink::worker::{Sink, WorkerError};
+
+const KEYS: i64 = 12;
+
+async fn active(kinesis: &Client, stream: &str) {
+    eventually(60, "the stream to be ACTIVE", || async {
+        let description = kinesis
+            .describe_stream_summary()
+            .stream_name(stream)
+            .send()
+            .await
+            .ok()?;
+        let summary = description.stream_description_summary()?;
+        (summary.stream_status() == &StreamStatus::Active).then_some(())
+    })
+    .await;
+}
+
+/// Put records `ids` in order, partition key `k<id % KEYS>`, 50 per call.
+async fn put(kinesis: &Client, stream: &str, ids: std::ops::Range<i64>) {
+    let ids: Vec<i64> = ids.collect();
+    for chunk in ids.chunks(50) {
+        let entries = chunk
+            .iter()
+            .map(|&id| {
+                let key = format!("k{}", id % KEYS);
+                PutRecordsRequestEntry::builder()
+                    .partition_key(&key)
+                    .data(Blob::new(json!({"id": id, "key": key}).to_string()))
+                    .build()
+                    .expect("an entry")
+            })
+            .collect::<Vec<_>>();
+        let output = kinesis
+            .put_records()
+            .stream_name(stream)
+            .set_records(Some(entries))
+            .send()
+            .await
+            .expect("records put");
+        assert_eq!(output.failed_record_count(), Some(0));
+    }
+}
+
+fn config(stream: &str, bucket: &str) -> SinkWorkerConfig {
+    let document = json!({
+        "sink": format!("test/{stream}"),
+        "kinesis": {"streamName": stream},
+        "destination": {"url": format!("s3://{bucket}/raw"), "multipartThresholdBytes": 5_242_880},
+        "deadLetterPrefix": "raw/_dead_letter",
+        "format": {"type": "JsonLines"},
+        "batch": {"maxRecords": 40, "maxAge": "1s"},
+        // Several paths per flush: a crash can cut a flush between its objects.
+        "partitioning": {"path": "key={field:key}"}
+    });
+    SinkWorkerConfig::from_json(&document.to_string()).expect("a config")
+}
+
+fn spawn_sink(
+    config: SinkWorkerConfig,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), WorkerError>>,
+) {
+    let sink = Sink::new(config, Arc::new(SinkMetrics::default())).expect("a valid sink");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sink.run(|name| std::env::var(name).ok(), async move {
+        let _ = stopped.await;
+    }));
+    (stop, task)
+}
+
+/// The records in the lake, in lake order: objects by their shard's first sequence number,
+/// then line by line. Returns `(id, key)` pairs.
+async fn lake(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<(i64, String)> {
+    let mut objects = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("raw/")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for object in page.expect("a listing page").contents() {
+            let key = object.key().expect("a key").to_owned();
+            assert!(
+                !key.starts_with("raw/_dead_letter/"),
+                "a dead letter: {key}"
+            );
+            let parsed = ParsedShardKey::parse(&key).unwrap_or_else(|e| panic!("{key}: {e}"));
+            let first: SequenceNumber = parsed.first.clone();
+            let body = s3
+                .get_object()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await
+                .expect("get")
+                .body
+                .collect()
+                .await
+                .expect("a body")
+                .to_vec();
+            objects.push((first, key, body));
+        }
+    }
+    objects.sort();
+    let mut records = Vec::new();
+    for (_, key, body) in objects {
+        for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let record: Value = serde_json::from_slice(line).expect("a JSON line");
+            let record_key = record["key"].as_str().expect("a key").to_owned();
+            assert!(key.contains(&format!("/key={record_key}/")), "{key}");
+            records.push((record["id"].as_i64().expect("an id"), record_key));
+        }
+    }
+    records
+}
+
+/// Wait until the lake holds `0..count`, then check each record is there once and each
+/// partition key's records are in put order.
+async fn expect_exactly_once_in_order(s3: &aws_sdk_s3::Client, bucket: &str, count: i64) {
+    let records = eventually(120, "every record in S3", || async {
+        let records = lake(s3, bucket).await;
+        (records.len() as i64 >= count).then_some(records)
+    })
+    .await;
+    let mut seen = BTreeMap::<i64, usize>::new();
+    for (id, _) in &records {
+        *seen.entry(*id).or_default() += 1;
+    }
+    let duplicated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        duplicated.is_empty(),
+        "written more than once: {duplicated:?}"
+    );
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        (0..count).collect::<Vec<_>>()
+    );
+    let mut per_key = BTreeMap::<String, Vec<i64>>::new();
+    for (id, key) in records {
+        per_key.entry(key).or_default().push(id);
+    }
+    for (key, ids) in per_key {
+        assert!(ids.is_sorted(), "{key} out of order: {ids:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn records_land_exactly_once_across_reshards_and_crashes() {
+    let config_aws = aws_config().await;
+    let kinesis = tributary_workers::connect::kinesis(&config_aws);
+    let s3 = tributary_workers::connect::s3(&config_aws);
+    let stream = unique_name("sink-kinesis");
+    let bucket = unique_name("sink");
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket created");
+    kinesis
+        .create_stream()
+        .stream_name(&stream)
+        .shard_count(2)
+        .send()
+        .await
+        .expect("stream created");
+    active(&kinesis, &stream).await;
+
+    // Two shards.
+    put(&kinesis, &stream, 0..300).await;
+    let (stop, task) = spawn_sink(config(&stream, &bucket));
+    expect_exactly_once_in_order(&s3, &bucket, 300).await;
+
+    // Reshard 2 → 4 while records keep coming: the parents are read to their end before
+    // their children.
+    put(&kinesis, &stream, 300..400).await;
+    kinesis
+        .update_shard_count()
+        .stream_name(&stream)
+        .target_shard_count(4)
+        .scaling_type(ScalingType::UniformScaling)
+        .send()
+        .await
+        .expect("resharded");
+    put(&kinesis, &stream, 400..500).await;
+    active(&kinesis, &stream).await;
+    put(&kinesis, &stream, 500..600).await;
+    expect_exactly_once_in_order(&s3, &bucket, 600).await;
+    let shards = kinesis
+        .list_shards()
+        .stream_name(&stream)
+        .send()
+        .await
+        .expect("shards");
+    let children = shards
+        .shards()
+        .iter()
+        .filter(|shard| shard.parent_shard_id().is_some())
+        .count();
+    assert_eq!(children, 4, "LocalStack split both shards");
+
+    // Drop the worker mid-stream (buffers and uploads in flight are lost), keep producing,
+    // and start another: it resumes from the lake alone.
+    let producer = {
+        let (kinesis, stream) = (kinesis.clone(), stream.clone());
+        tokio::spawn(async move {
+            for start in (600..1000).step_by(50) {
+                put(&kinesis, &stream, start..start + 50).await;
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    task.abort();
+    drop(stop);
+    assert!(task.await.is_err_and(|e| e.is_cancelled()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (stop, task) = spawn_sink(config(&stream, &bucket));
+    producer.await.expect("produced");
+    expect_exactly_once_in_order(&s3, &bucket, 1000).await;
+
+    // A clean stop flushes and returns Ok; a restart on a caught-up stream writes nothing new.
+    put(&kinesis, &stream, 1000..1010).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.send(()).expect("the worker is running");
+    task.await.expect("joined").expect("a clean stop");
+    expect_exactly_once_in_order(&s3, &bucket, 1010).await;
+    let (stop, task) = spawn_sink(config(&stream, &bucket));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.send(()).expect("the worker is running");
+    task.await.expect("joined").expect("a clean stop");
+    expect_exactly_once_in_order(&s3, &bucket, 1010).await;
+
+    kinesis
+        .delete_stream()
+        .stream_name(&stream)
+        .send()
+        .await
+        .expect("stream deleted");
+}

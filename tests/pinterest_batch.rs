@@ -12,7 +12,7 @@
 //! `expected.py` computes from the same generated posts.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::arrow::json::WriterBuilder;
@@ -20,16 +20,10 @@ use datafusion::arrow::json::writer::LineDelimited;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde_json::Value;
 use tributary_crds::BatchJob;
+use tributary_tests::{normalize_row, repo};
 use tributary_workers::batch::config::BatchWorkerConfig;
 
 const LAKE: &str = "s3://pinterest-lake/";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .expect("the repository")
-}
 
 fn dir_url(path: &Path) -> String {
     format!(
@@ -185,32 +179,6 @@ fn tables() -> Vec<Table> {
     ]
 }
 
-/// One row as comparable JSON: numbers as doubles (the expected files write medians as
-/// `3000.0`, Arrow may write `3000`), timestamps as `YYYY-MM-DD HH:MM:SS` (UTC).
-fn normalize(value: Value) -> Value {
-    match value {
-        Value::Number(number) => Value::from(number.as_f64().expect("a finite number")),
-        Value::String(text) => {
-            // Arrow writes a UTC timestamp as `2019-01-02T03:04:05Z` (or `+00:00`).
-            let bare = text
-                .strip_suffix('Z')
-                .or_else(|| text.strip_suffix("+00:00"))
-                .unwrap_or(&text);
-            let bytes = bare.as_bytes();
-            if bare.len() == 19 && bytes[10] == b'T' && bytes[4] == b'-' && bytes[13] == b':' {
-                Value::String(bare.replacen('T', " ", 1))
-            } else {
-                Value::String(text)
-            }
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
-        Value::Object(map) => {
-            Value::Object(map.into_iter().map(|(k, v)| (k, normalize(v))).collect())
-        }
-        other => other,
-    }
-}
-
 /// The rows of `text` (JSON lines), normalized and sorted.
 fn rows(text: &str) -> Vec<String> {
     let mut rows: Vec<String> = text
@@ -218,7 +186,7 @@ fn rows(text: &str) -> Vec<String> {
         .filter(|line| !line.trim().is_empty())
         .map(|line| {
             let value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-            normalize(value).to_string()
+            normalize_row(value).to_string()
         })
         .collect();
     rows.sort();

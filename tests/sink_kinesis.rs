@@ -4,18 +4,15 @@
 //! restarted (it resumes from the lake alone).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ScalingType, StreamStatus};
 use serde_json::{Value, json};
-use tributary_tests::{aws_config, eventually, unique_name};
+use tributary_tests::{aws_config, eventually, s3_objects, spawn_sink, unique_name};
 use tributary_workers::sink::config::SinkWorkerConfig;
 use tributary_workers::sink::kinesis_keys::{ParsedShardKey, SequenceNumber};
-use tributary_workers::sink::metrics::SinkMetrics;
-use tributary_workers::sink::worker::{Sink, WorkerError};
 
 const KEYS: i64 = 12;
 
@@ -73,53 +70,18 @@ fn config(stream: &str, bucket: &str) -> SinkWorkerConfig {
     SinkWorkerConfig::from_json(&document.to_string()).expect("a config")
 }
 
-fn spawn_sink(
-    config: SinkWorkerConfig,
-) -> (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), WorkerError>>,
-) {
-    let sink = Sink::new(config, Arc::new(SinkMetrics::default())).expect("a valid sink");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(sink.run(|name| std::env::var(name).ok(), async move {
-        let _ = stopped.await;
-    }));
-    (stop, task)
-}
-
 /// The records in the lake, in lake order: objects by their shard's first sequence number,
 /// then line by line. Returns `(id, key)` pairs.
 async fn lake(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<(i64, String)> {
     let mut objects = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix("raw/")
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for object in page.expect("a listing page").contents() {
-            let key = object.key().expect("a key").to_owned();
-            assert!(
-                !key.starts_with("raw/_dead_letter/"),
-                "a dead letter: {key}"
-            );
-            let parsed = ParsedShardKey::parse(&key).unwrap_or_else(|e| panic!("{key}: {e}"));
-            let first: SequenceNumber = parsed.first.clone();
-            let body = s3
-                .get_object()
-                .bucket(bucket)
-                .key(&key)
-                .send()
-                .await
-                .expect("get")
-                .body
-                .collect()
-                .await
-                .expect("a body")
-                .to_vec();
-            objects.push((first, key, body));
-        }
+    for (key, body) in s3_objects(s3, bucket, "raw/").await {
+        assert!(
+            !key.starts_with("raw/_dead_letter/"),
+            "a dead letter: {key}"
+        );
+        let parsed = ParsedShardKey::parse(&key).unwrap_or_else(|e| panic!("{key}: {e}"));
+        let first: SequenceNumber = parsed.first.clone();
+        objects.push((first, key, body));
     }
     objects.sort();
     let mut records = Vec::new();

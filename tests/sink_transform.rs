@@ -10,8 +10,6 @@
 //!   itself, and exact de-duplication is the daily BatchJob's.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
@@ -25,19 +23,12 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tributary_crds::Sink as SinkObject;
-use tributary_tests::{aws_config, eventually, stack_env, unique_name};
+use tributary_tests::{
+    aws_config, eventually, normalize_row, repo, s3_objects, spawn_sink, stack_env, unique_name,
+};
 use tributary_workers::connect::KafkaConnection;
 use tributary_workers::sink::config::SinkWorkerConfig;
 use tributary_workers::sink::keys::ParsedKey;
-use tributary_workers::sink::metrics::SinkMetrics;
-use tributary_workers::sink::worker::{Sink, WorkerError};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .expect("the repository")
-}
 
 fn connection() -> KafkaConnection {
     KafkaConnection::plaintext(stack_env("TRIBUTARY_KAFKA_BOOTSTRAP"))
@@ -109,51 +100,6 @@ fn config(topic: &str, bucket: &str, prefix: &str, extra: Value) -> SinkWorkerCo
     SinkWorkerConfig::from_json(&document.to_string()).expect("a config")
 }
 
-/// A worker running in this process until the returned sender is sent to.
-fn spawn_sink(
-    config: SinkWorkerConfig,
-) -> (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), WorkerError>>,
-) {
-    let sink = Sink::new(config, Arc::new(SinkMetrics::default())).expect("a valid sink");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(sink.run(|name| std::env::var(name).ok(), async move {
-        let _ = stopped.await;
-    }));
-    (stop, task)
-}
-
-/// Every object under `prefix` in `bucket`: key and body.
-async fn objects(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for object in page.expect("a listing page").contents() {
-            let key = object.key().expect("a key").to_owned();
-            let body = s3
-                .get_object()
-                .bucket(bucket)
-                .key(&key)
-                .send()
-                .await
-                .expect("get")
-                .body
-                .collect()
-                .await
-                .expect("a body")
-                .to_vec();
-            out.insert(key, body);
-        }
-    }
-    out
-}
-
 /// Wait until the data objects under `prefix` reach offset `last` of every partition, then
 /// stop the worker; returns the data objects.
 async fn run_until_written(
@@ -166,7 +112,7 @@ async fn run_until_written(
     let (stop, task) = spawn_sink(config);
     let dead_letters = format!("{prefix}/_dead_letter/");
     let written = eventually(90, "the last offsets in S3", || async {
-        let data: BTreeMap<String, Vec<u8>> = objects(s3, bucket, &format!("{prefix}/"))
+        let data: BTreeMap<String, Vec<u8>> = s3_objects(s3, bucket, &format!("{prefix}/"))
             .await
             .into_iter()
             .filter(|(key, _)| !key.starts_with(&dead_letters))
@@ -246,7 +192,7 @@ async fn the_transform_reads_fields_and_metadata_and_writes_its_result_exactly_o
         .filter(|id| id % 3 == 0 && id / 2 != 7)
         .collect();
     assert_eq!(rows.keys().copied().collect::<Vec<_>>(), expected);
-    let dead = objects(&s3, &bucket, "out/_dead_letter/").await;
+    let dead = s3_objects(&s3, &bucket, "out/_dead_letter/").await;
     let reasons: Vec<Value> = dead
         .values()
         .flat_map(|body| body.split(|&b| b == b'\n').filter(|l| !l.is_empty()))
@@ -259,31 +205,6 @@ async fn the_transform_reads_fields_and_metadata_and_writes_its_result_exactly_o
             .all(|r| r["offset"] == 7 && r["reason"].as_str().unwrap().contains("\"id\"")),
         "{reasons:?}"
     );
-}
-
-/// One row as comparable JSON: numbers as doubles, timestamps as `YYYY-MM-DD HH:MM:SS` (UTC),
-/// as `tests/pinterest_batch.rs` compares them.
-fn normalize(value: Value) -> Value {
-    match value {
-        Value::Number(number) => Value::from(number.as_f64().expect("a finite number")),
-        Value::String(text) => {
-            let bare = text
-                .strip_suffix('Z')
-                .or_else(|| text.strip_suffix("+00:00"))
-                .unwrap_or(&text);
-            let bytes = bare.as_bytes();
-            if bare.len() == 19 && bytes[10] == b'T' && bytes[4] == b'-' && bytes[13] == b':' {
-                Value::String(bare.replacen('T', " ", 1))
-            } else {
-                Value::String(text)
-            }
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
-        Value::Object(map) => {
-            Value::Object(map.into_iter().map(|(k, v)| (k, normalize(v))).collect())
-        }
-        other => other,
-    }
 }
 
 /// The rows of Parquet files, as normalized JSON, with the files' columns and types.
@@ -310,7 +231,7 @@ fn parquet_rows(files: impl Iterator<Item = Vec<u8>>) -> (Vec<(String, DataType)
         }
         writer.finish().expect("rows as JSON");
         for line in String::from_utf8(writer.into_inner()).unwrap().lines() {
-            rows.push(normalize(serde_json::from_str(line).unwrap()).to_string());
+            rows.push(normalize_row(serde_json::from_str(line).unwrap()).to_string());
         }
     }
     (columns, rows)
@@ -424,7 +345,7 @@ async fn the_cleaning_sinks_write_the_batch_cleaning_s_rows() {
         let expected: BTreeSet<String> = expected_text
             .lines()
             .filter(|l| !l.is_empty())
-            .map(|l| normalize(serde_json::from_str(l).unwrap()).to_string())
+            .map(|l| normalize_row(serde_json::from_str(l).unwrap()).to_string())
             .collect();
         let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
         let first: Value = serde_json::from_str(expected_text.lines().next().unwrap()).unwrap();

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -12,13 +11,13 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use tributary_tests::{
-    KillOnDrop, aws_config, eventually, stack_env, tributary_binary, unique_name,
+    KillOnDrop, aws_config, eventually, s3_objects, spawn_sink, stack_env, tributary_binary,
+    unique_name,
 };
 use tributary_workers::connect::KafkaConnection;
 use tributary_workers::sink::config::{ENV_CONFIG, ENV_GROUP_INSTANCE_ID, SinkWorkerConfig};
 use tributary_workers::sink::keys::ParsedKey;
-use tributary_workers::sink::metrics::SinkMetrics;
-use tributary_workers::sink::worker::{ENV_FAILPOINT, Sink, WorkerError};
+use tributary_workers::sink::worker::ENV_FAILPOINT;
 
 fn connection() -> KafkaConnection {
     KafkaConnection::plaintext(stack_env("TRIBUTARY_KAFKA_BOOTSTRAP"))
@@ -89,56 +88,11 @@ fn config(topic: &str, bucket: &str, extra: Value) -> SinkWorkerConfig {
     SinkWorkerConfig::from_json(&document.to_string()).expect("a config")
 }
 
-/// A worker running in this process until the returned sender is dropped or sent to.
-fn spawn_sink(
-    config: SinkWorkerConfig,
-) -> (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), WorkerError>>,
-) {
-    let sink = Sink::new(config, Arc::new(SinkMetrics::default())).expect("a valid sink");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(sink.run(|name| std::env::var(name).ok(), async move {
-        let _ = stopped.await;
-    }));
-    (stop, task)
-}
-
-/// Every object under `prefix` in `bucket`: key and body.
-async fn objects(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for object in page.expect("a listing page").contents() {
-            let key = object.key().expect("a key").to_owned();
-            let body = s3
-                .get_object()
-                .bucket(bucket)
-                .key(&key)
-                .send()
-                .await
-                .expect("get")
-                .body
-                .collect()
-                .await
-                .expect("a body")
-                .to_vec();
-            out.insert(key, body);
-        }
-    }
-    out
-}
-
 /// The `id`s of the records in the JSON-lines data objects under `raw/` (dead letters
 /// excluded), each as often as it was written; checks each object's name against its records.
 async fn written_ids(s3: &aws_sdk_s3::Client, bucket: &str) -> BTreeMap<i64, usize> {
     let mut ids = BTreeMap::new();
-    for (key, body) in objects(s3, bucket, "raw/").await {
+    for (key, body) in s3_objects(s3, bucket, "raw/").await {
         if key.starts_with("raw/_dead_letter/") {
             continue;
         }
@@ -195,7 +149,7 @@ async fn records_across_partitions_land_exactly_once() {
     );
     let (stop, task) = spawn_sink(config);
     expect_exactly_once(&s3, &bucket, COUNT, 60).await;
-    let keys: Vec<String> = objects(&s3, &bucket, "raw/").await.into_keys().collect();
+    let keys: Vec<String> = s3_objects(&s3, &bucket, "raw/").await.into_keys().collect();
     assert!(
         keys.iter().any(|k| k.starts_with("raw/b=1/dt=2024-02-29/")),
         "paths follow the template: {keys:?}"
@@ -250,7 +204,7 @@ async fn an_idle_partition_is_flushed_by_age() {
     let (stop, task) = spawn_sink(config);
     // Nothing else arrives: only the age can flush these five records.
     expect_exactly_once(&s3, &bucket, 5, 30).await;
-    let keys: Vec<String> = objects(&s3, &bucket, "raw/").await.into_keys().collect();
+    let keys: Vec<String> = s3_objects(&s3, &bucket, "raw/").await.into_keys().collect();
     let name = format!("raw/{topic}+1+00000000000000000000+00000000000000000004.json");
     assert_eq!(keys, [name]);
     stop.send(()).expect("the worker runs");
@@ -282,7 +236,7 @@ async fn bad_records_go_to_the_dead_letter_and_the_sink_goes_on() {
     );
     let (stop, task) = spawn_sink(config);
     expect_exactly_once(&s3, &bucket, 3, 30).await;
-    let dead = objects(&s3, &bucket, "raw/_dead_letter/").await;
+    let dead = s3_objects(&s3, &bucket, "raw/_dead_letter/").await;
     let (key, body) = dead.iter().next().expect("a dead-letter object");
     assert_eq!(
         key,
@@ -340,7 +294,11 @@ async fn tolerance_none_stops_at_the_first_bad_record_after_writing_what_came_be
     assert!(message.contains("errors.tolerance is none"), "{message}");
     let ids = written_ids(&s3, &bucket).await;
     assert_eq!(ids.into_keys().collect::<Vec<_>>(), [0, 1, 2]);
-    assert!(objects(&s3, &bucket, "raw/_dead_letter/").await.is_empty());
+    assert!(
+        s3_objects(&s3, &bucket, "raw/_dead_letter/")
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -376,7 +334,7 @@ async fn parquet_objects_read_back_with_the_schema_s_types() {
     );
     let (stop, task) = spawn_sink(config);
     let data = eventually(30, "a Parquet object", || async {
-        let objects = objects(&s3, &bucket, "raw/").await;
+        let objects = s3_objects(&s3, &bucket, "raw/").await;
         let data: Vec<_> = objects
             .into_iter()
             .filter(|(key, _)| key.ends_with(".parquet"))
@@ -435,7 +393,7 @@ async fn parquet_objects_read_back_with_the_schema_s_types() {
     assert_eq!(times.value(2), (1_709_214_356_000 + 2) * 1000);
     assert_eq!(batch.num_rows(), 10);
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 10);
-    let dead = objects(&s3, &bucket, "raw/_dead_letter/").await;
+    let dead = s3_objects(&s3, &bucket, "raw/_dead_letter/").await;
     let line: Value = serde_json::from_slice(dead.values().next().expect("a dead letter"))
         .expect("one JSON line");
     assert_eq!(line["offset"], 10);

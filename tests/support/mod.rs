@@ -215,3 +215,93 @@ pub async fn create_msk_cluster(msk: &aws_sdk_kafka::Client, name: &str) -> Stri
     assert_eq!(created.state(), Some(&ClusterState::Creating));
     created.cluster_arn().expect("an ARN").to_owned()
 }
+
+/// A sink worker running in this process until the returned sender is sent to (or dropped).
+pub fn spawn_sink(
+    config: tributary_workers::sink::config::SinkWorkerConfig,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), tributary_workers::sink::worker::WorkerError>>,
+) {
+    let metrics = std::sync::Arc::new(tributary_workers::sink::metrics::SinkMetrics::default());
+    let sink = tributary_workers::sink::worker::Sink::new(config, metrics).expect("a valid sink");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sink.run(|name| std::env::var(name).ok(), async move {
+        let _ = stopped.await;
+    }));
+    (stop, task)
+}
+
+/// Every object under `prefix` in `bucket`: key and body, in key order.
+pub async fn s3_objects(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for object in page.expect("a listing page").contents() {
+            let key = object.key().expect("a key").to_owned();
+            let body = s3
+                .get_object()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await
+                .expect("get")
+                .body
+                .collect()
+                .await
+                .expect("a body")
+                .to_vec();
+            out.insert(key, body);
+        }
+    }
+    out
+}
+
+/// The repository's root.
+pub fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("the repository")
+}
+
+/// One row as comparable JSON: numbers as doubles (the expected files write medians as
+/// `3000.0`, Arrow may write `3000`), timestamps as `YYYY-MM-DD HH:MM:SS` (UTC).
+pub fn normalize_row(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Number(number) => {
+            serde_json::Value::from(number.as_f64().expect("a finite number"))
+        }
+        serde_json::Value::String(text) => {
+            // Arrow writes a UTC timestamp as `2019-01-02T03:04:05Z` (or `+00:00`).
+            let bare = text
+                .strip_suffix('Z')
+                .or_else(|| text.strip_suffix("+00:00"))
+                .unwrap_or(&text);
+            let bytes = bare.as_bytes();
+            if bare.len() == 19 && bytes[10] == b'T' && bytes[4] == b'-' && bytes[13] == b':' {
+                serde_json::Value::String(bare.replacen('T', " ", 1))
+            } else {
+                serde_json::Value::String(text)
+            }
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(normalize_row).collect())
+        }
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, normalize_row(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}

@@ -2,7 +2,6 @@
 //! real implementation (aws-sdk-s3) sits in one place. Tributary creates buckets when a spec
 //! asks for it and never deletes one.
 
-use std::collections::HashMap;
 use std::fmt::Debug;
 
 use async_trait::async_trait;
@@ -48,30 +47,26 @@ pub trait Buckets: Send + Sync {
 }
 
 /// The real implementation, on aws-sdk-s3, with one client per region built on first use.
-#[derive(Default)]
 pub struct S3Buckets {
-    defaults: connect::AwsOptions,
-    clients: tokio::sync::Mutex<HashMap<Option<String>, Client>>,
+    clients: connect::RegionalClients<Client>,
+}
+
+impl Default for S3Buckets {
+    fn default() -> Self {
+        Self::new(connect::AwsOptions::default())
+    }
 }
 
 impl S3Buckets {
     /// S3 in `defaults.region` (unless a spec names another) through `defaults.endpoint_url`.
     pub fn new(defaults: connect::AwsOptions) -> Self {
         Self {
-            defaults,
-            clients: Default::default(),
+            clients: connect::RegionalClients::new(defaults, connect::s3),
         }
     }
 
     async fn client(&self, region: Option<&str>) -> Client {
-        let key = region.map(str::to_owned);
-        let mut clients = self.clients.lock().await;
-        if let Some(client) = clients.get(&key) {
-            return client.clone();
-        }
-        let client = connect::s3(&connect::aws_config(&self.defaults.in_region(region)).await);
-        clients.insert(key, client.clone());
-        client
+        self.clients.get(region).await
     }
 }
 

@@ -104,30 +104,26 @@ pub trait Msk: Send + Sync {
 }
 
 /// The real implementation, on aws-sdk-kafka, with one client per region built on first use.
-#[derive(Default)]
 pub struct AwsMsk {
-    defaults: connect::AwsOptions,
-    clients: tokio::sync::Mutex<HashMap<Option<String>, Client>>,
+    clients: connect::RegionalClients<Client>,
+}
+
+impl Default for AwsMsk {
+    fn default() -> Self {
+        Self::new(connect::AwsOptions::default())
+    }
 }
 
 impl AwsMsk {
     /// MSK in `defaults.region` (unless a spec names another) through `defaults.endpoint_url`.
     pub fn new(defaults: connect::AwsOptions) -> Self {
         Self {
-            defaults,
-            clients: Default::default(),
+            clients: connect::RegionalClients::new(defaults, connect::msk),
         }
     }
 
     async fn client(&self, region: Option<&str>) -> Client {
-        let key = region.map(str::to_owned);
-        let mut clients = self.clients.lock().await;
-        if let Some(client) = clients.get(&key) {
-            return client.clone();
-        }
-        let client = connect::msk(&connect::aws_config(&self.defaults.in_region(region)).await);
-        clients.insert(key, client.clone());
-        client
+        self.clients.get(region).await
     }
 }
 

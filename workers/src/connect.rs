@@ -41,6 +41,37 @@ pub async fn aws_config(options: &AwsOptions) -> SdkConfig {
     loader.load().await
 }
 
+/// Clients of one AWS service, one per region, each built on first use from the shared
+/// configuration with `defaults` (a spec's region in place of the default one).
+pub struct RegionalClients<C> {
+    defaults: AwsOptions,
+    build: fn(&SdkConfig) -> C,
+    clients: tokio::sync::Mutex<std::collections::HashMap<Option<String>, C>>,
+}
+
+impl<C: Clone> RegionalClients<C> {
+    /// Clients made by `build` (e.g. [`s3`], [`kinesis`], [`msk`]).
+    pub fn new(defaults: AwsOptions, build: fn(&SdkConfig) -> C) -> Self {
+        Self {
+            defaults,
+            build,
+            clients: Default::default(),
+        }
+    }
+
+    /// The client for `region` (`None`: the default region).
+    pub async fn get(&self, region: Option<&str>) -> C {
+        let key = region.map(str::to_owned);
+        let mut clients = self.clients.lock().await;
+        if let Some(client) = clients.get(&key) {
+            return client.clone();
+        }
+        let client = (self.build)(&aws_config(&self.defaults.in_region(region)).await);
+        clients.insert(key, client.clone());
+        client
+    }
+}
+
 /// An S3 client. A custom endpoint (LocalStack, MinIO, ...) gets path-style addressing
 /// (`endpoint/bucket/key`), because bucket host names do not resolve there.
 pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {

@@ -114,10 +114,14 @@ pub trait Kinesis: Send + Sync {
 }
 
 /// The real implementation, on aws-sdk-kinesis, with one client per region built on first use.
-#[derive(Default)]
 pub struct AwsKinesis {
-    defaults: connect::AwsOptions,
-    clients: tokio::sync::Mutex<HashMap<Option<String>, Client>>,
+    clients: connect::RegionalClients<Client>,
+}
+
+impl Default for AwsKinesis {
+    fn default() -> Self {
+        Self::new(connect::AwsOptions::default())
+    }
 }
 
 impl AwsKinesis {
@@ -125,20 +129,12 @@ impl AwsKinesis {
     /// `defaults.endpoint_url`.
     pub fn new(defaults: connect::AwsOptions) -> Self {
         Self {
-            defaults,
-            clients: Default::default(),
+            clients: connect::RegionalClients::new(defaults, connect::kinesis),
         }
     }
 
     async fn client(&self, region: Option<&str>) -> Client {
-        let key = region.map(str::to_owned);
-        let mut clients = self.clients.lock().await;
-        if let Some(client) = clients.get(&key) {
-            return client.clone();
-        }
-        let client = connect::kinesis(&connect::aws_config(&self.defaults.in_region(region)).await);
-        clients.insert(key, client.clone());
-        client
+        self.clients.get(region).await
     }
 }
 

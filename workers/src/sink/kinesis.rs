@@ -53,7 +53,7 @@ use super::kinesis_keys::{SequenceNumber, ShardKeyError, StreamShard, newest_for
 use super::pipeline::{Done, FlushJob, InFlight, Uploads};
 use super::store::{LakeLocation, encode_json_lines, list_keys};
 use super::transform::Metadata;
-use super::worker::{Entry, Sink, WorkerError};
+use super::worker::{Entry, Sink, Sorted, WorkerError};
 use crate::connect::{AwsOptions, aws_config, kinesis};
 
 /// The least time between two `GetRecords` calls on one shard: Kinesis allows five a second.
@@ -675,43 +675,29 @@ impl Runner {
         };
         let started = Instant::now();
         let names = self.names[&index].clone();
-        let mut dead = Vec::new();
-        let mut first_dead = None;
-        type Lines = (Vec<Vec<u8>>, Vec<Metadata>);
-        let mut paths: BTreeMap<String, Lines> = BTreeMap::new();
-        let mut good = 0u64;
-        for record in records {
-            let ShardEntry { sequence, entry } = record.payload;
-            match entry {
-                Entry::Good {
-                    path,
-                    json,
-                    metadata,
-                } => {
-                    good += 1;
-                    let (lines, metadatas) = paths.entry(path).or_default();
-                    lines.push(json);
-                    metadatas.extend(metadata);
-                }
-                Entry::Bad {
-                    value,
-                    key,
-                    timestamp,
-                    reason,
-                } => {
-                    dead.push(dead_letter_line(
-                        &self.stream,
-                        names.shard(),
-                        &sequence,
-                        timestamp,
-                        &reason,
-                        key.as_deref(),
-                        value.as_deref(),
-                    ));
-                    first_dead.get_or_insert(sequence);
-                }
-            }
-        }
+        let stream = &self.stream;
+        let Sorted {
+            paths,
+            good,
+            dead,
+            first_dead,
+        } = Sorted::new(
+            records.into_iter().map(|r| {
+                let ShardEntry { sequence, entry } = r.payload;
+                (sequence, entry)
+            }),
+            |sequence, bad| {
+                dead_letter_line(
+                    stream,
+                    names.shard(),
+                    sequence,
+                    bad.timestamp,
+                    &bad.reason,
+                    bad.key.as_deref(),
+                    bad.value.as_deref(),
+                )
+            },
+        );
         let dead = match first_dead {
             Some(sequence) => {
                 let key = names

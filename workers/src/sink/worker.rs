@@ -939,41 +939,26 @@ impl Sink {
     ) -> Result<(), WorkerError> {
         let started = Instant::now();
         let source = SourcePartition::new(&self.config.topic, &partition.to_string())?;
-        let mut dead = Vec::new();
-        let mut first_dead = None;
-        let mut paths: BTreeMap<String, (Vec<Vec<u8>>, Vec<Metadata>)> = BTreeMap::new();
-        let mut good = 0u64;
-        for record in records {
-            match record.payload {
-                Entry::Good {
-                    path,
-                    json,
-                    metadata,
-                } => {
-                    good += 1;
-                    let (lines, metadatas) = paths.entry(path).or_default();
-                    lines.push(json);
-                    metadatas.extend(metadata);
-                }
-                Entry::Bad {
-                    value,
-                    key,
-                    timestamp,
-                    reason,
-                } => {
-                    first_dead.get_or_insert(record.offset);
-                    dead.push(dead_letter_line(
-                        &self.config.topic,
-                        partition,
-                        record.offset,
-                        timestamp,
-                        &reason,
-                        key.as_deref(),
-                        value.as_deref(),
-                    ));
-                }
-            }
-        }
+        let topic = &self.config.topic;
+        let Sorted {
+            paths,
+            good,
+            dead,
+            first_dead,
+        } = Sorted::new(
+            records.into_iter().map(|r| (r.offset, r.payload)),
+            |offset, bad| {
+                dead_letter_line(
+                    topic,
+                    partition,
+                    *offset,
+                    bad.timestamp,
+                    &bad.reason,
+                    bad.key.as_deref(),
+                    bad.value.as_deref(),
+                )
+            },
+        );
         let threshold = usize::try_from(self.config.destination.multipart_threshold_bytes)
             .unwrap_or(usize::MAX);
         let dead = match first_dead {
@@ -1182,6 +1167,70 @@ fn commit(
 
 /// One line of a dead-letter object: where the record was, why it was refused, and its
 /// original bytes (base64, and as text when they are UTF-8).
+/// A record for the dead letter, as [`Entry::Bad`] holds it.
+pub(super) struct BadRecord {
+    pub(super) value: Option<Vec<u8>>,
+    pub(super) key: Option<Vec<u8>>,
+    pub(super) timestamp: Option<i64>,
+    pub(super) reason: String,
+}
+
+/// The records of one flush sorted out: good records by partition path (with their metadata),
+/// the dead-letter lines, and the position (`P`: offset, sequence number) of the first dead
+/// letter, which names the dead-letter object.
+pub(super) struct Sorted<P> {
+    pub(super) paths: BTreeMap<String, (Vec<Vec<u8>>, Vec<Metadata>)>,
+    pub(super) good: u64,
+    pub(super) dead: Vec<Vec<u8>>,
+    pub(super) first_dead: Option<P>,
+}
+
+impl<P> Sorted<P> {
+    /// Sort `records` (position and entry, in source order); `dead_line` writes a bad record's
+    /// dead-letter line.
+    pub(super) fn new(
+        records: impl IntoIterator<Item = (P, Entry)>,
+        mut dead_line: impl FnMut(&P, BadRecord) -> Vec<u8>,
+    ) -> Self {
+        let mut sorted = Self {
+            paths: BTreeMap::new(),
+            good: 0,
+            dead: Vec::new(),
+            first_dead: None,
+        };
+        for (position, entry) in records {
+            match entry {
+                Entry::Good {
+                    path,
+                    json,
+                    metadata,
+                } => {
+                    sorted.good += 1;
+                    let (lines, metadatas) = sorted.paths.entry(path).or_default();
+                    lines.push(json);
+                    metadatas.extend(metadata);
+                }
+                Entry::Bad {
+                    value,
+                    key,
+                    timestamp,
+                    reason,
+                } => {
+                    let bad = BadRecord {
+                        value,
+                        key,
+                        timestamp,
+                        reason,
+                    };
+                    sorted.dead.push(dead_line(&position, bad));
+                    sorted.first_dead.get_or_insert(position);
+                }
+            }
+        }
+        sorted
+    }
+}
+
 fn dead_letter_line(
     topic: &str,
     partition: i32,

@@ -1,14 +1,15 @@
-//! `tributary local` against the broker and LocalStack's Kinesis: a Stream of the manifests is
-//! created as its spec says (the Stream controller's plan and client), the local gateway serves
-//! it and puts the emulator's records into it; a second start with a changed shard count
-//! reshards it; the status API reports every object.
+//! `tributary local` against the broker and LocalStack's Kinesis and S3: a Stream of the
+//! manifests is created as its spec says (the Stream controller's plan and client), the local
+//! gateway serves it and puts the emulator's records into it, a Sink reading it writes them
+//! through its transform into the lake; a second start with a changed shard count reshards it;
+//! the status API reports every object.
 
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use tributary_tests::{
-    KillOnDrop, aws_config, eventually, stack_env, tributary_binary, unique_name,
+    KillOnDrop, aws_config, eventually, s3_objects, stack_env, tributary_binary, unique_name,
 };
 use tributary_workers::pinterest::GeneratorConfig;
 use tributary_workers::pinterest::send::{SendConfig, send};
@@ -20,8 +21,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Manifests: a cluster, a topic, and three streams (pin with `shards` shards).
-fn write_manifests(dir: &Path, topic: &str, streams: &[String; 3], shards: i32) {
+/// Manifests: a cluster, a topic, three streams (pin with `shards` shards), and a Sink of the
+/// pin stream through a transform into `s3://<bucket>/pin/`.
+fn write_manifests(dir: &Path, topic: &str, streams: &[String; 3], shards: i32, bucket: &str) {
     let mut yaml = format!(
         "apiVersion: tributary.dev/v1alpha1\nkind: KafkaCluster\nmetadata: {{name: local}}\n\
          spec: {{external: {{bootstrapServers: [\"ignored:9092\"]}}}}\n---\n\
@@ -35,6 +37,22 @@ fn write_manifests(dir: &Path, topic: &str, streams: &[String; 3], shards: i32) 
              spec: {{mode: Provisioned, shardCount: {count}}}\n"
         ));
     }
+    yaml.push_str(&format!(
+        r#"---
+apiVersion: tributary.dev/v1alpha1
+kind: Sink
+metadata: {{name: pin-sql}}
+spec:
+  source: {{streamRef: {{name: {pin}}}}}
+  destination: {{url: "s3://{bucket}/pin/", createBucket: true}}
+  format:
+    type: JsonLines
+    schema: [{{name: index, type: Int64}}, {{name: category, type: String}}]
+  batch: {{maxAge: 1s}}
+  transform: {{sql: 'SELECT "index" AS ind, upper(category) AS category, _shard FROM input'}}
+"#,
+        pin = streams[0]
+    ));
     std::fs::write(dir.join("pipeline.yaml"), yaml).expect("manifests written");
 }
 
@@ -128,7 +146,8 @@ async fn local_mode_provisions_streams_and_its_gateway_serves_them() {
         unique_name("local-geo"),
         unique_name("local-user"),
     ];
-    write_manifests(dir.path(), &topic, &streams, 2);
+    let bucket = unique_name("local-lake");
+    write_manifests(dir.path(), &topic, &streams, 2, &bucket);
 
     let local = start(dir.path());
     let rows = status(&local).await;
@@ -145,6 +164,10 @@ async fn local_mode_provisions_streams_and_its_gateway_serves_them() {
         "{pin}"
     );
     assert_eq!(row("Topic", &topic)["ready"], true);
+    let sink = row("Sink", "pin-sql");
+    assert_eq!(sink["ready"], true, "{sink}");
+    assert_eq!(sink["source"], format!("stream/{}", streams[0]), "{sink}");
+    assert!(sink["lag"].is_null(), "no consumer group, no lag: {sink}");
     assert_eq!(open_shards(&kinesis, &streams[0]).await, 2);
     assert_eq!(open_shards(&kinesis, &streams[1]).await, 1);
 
@@ -174,10 +197,40 @@ async fn local_mode_provisions_streams_and_its_gateway_serves_them() {
         (50, 0, 150),
         "{sent:?}"
     );
+
+    // The Sink reads the pin stream (both shards) and writes the query's rows.
+    let s3 = aws_sdk_s3::Client::new(&aws_config().await);
+    let rows = eventually(120, "the 50 pin rows in the lake", || async {
+        let rows: Vec<serde_json::Value> = s3_objects(&s3, &bucket, "pin/")
+            .await
+            .into_iter()
+            .filter(|(key, _)| !key.contains("_dead_letter"))
+            .flat_map(|(_, body)| {
+                body.split(|&b| b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(|l| serde_json::from_slice(l).expect("a JSON line"))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        (rows.len() >= 50).then_some(rows)
+    })
+    .await;
+    assert_eq!(rows.len(), 50, "each pin record once");
+    for row in &rows {
+        assert!(row["ind"].is_i64(), "{row}");
+        let category = row["category"].as_str().unwrap_or_default();
+        assert_eq!(category, category.to_uppercase(), "{row}");
+        assert!(
+            row["_shard"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("shardId-")),
+            "{row}"
+        );
+    }
     stop(local);
 
     // A changed spec: the pin stream is resharded 2 → 3 at the next start.
-    write_manifests(dir.path(), &topic, &streams, 3);
+    write_manifests(dir.path(), &topic, &streams, 3, &bucket);
     let local = start(dir.path());
     let rows = status(&local).await;
     let pin = rows

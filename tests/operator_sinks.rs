@@ -357,17 +357,18 @@ async fn invalid_and_unsupported_sinks_get_a_condition_and_no_workers() {
     let namespace = unique_name("opsinkbad");
     let stop = start_operator(&client, &namespace).await;
     let sinks: Api<Sink> = Api::namespaced(client.clone(), &namespace);
-    let stream = object(json!({
+    let parallel = object(json!({
         "apiVersion": "tributary.dev/v1alpha1",
         "kind": "Sink",
-        "metadata": {"name": "from-stream"},
+        "metadata": {"name": "parallel-stream"},
         "spec": {
             "source": {"streamRef": {"name": "pin"}},
-            "destination": {"url": "s3://lake/pin"}
+            "destination": {"url": "s3://lake/pin"},
+            "parallelism": 2
         }
     }));
     sinks
-        .create(&PostParams::default(), &stream)
+        .create(&PostParams::default(), &parallel)
         .await
         .expect("created");
     let bad_path = object(json!({
@@ -385,10 +386,10 @@ async fn invalid_and_unsupported_sinks_get_a_condition_and_no_workers() {
         .await
         .expect("created");
 
-    let status = sink_status(&sinks, "from-stream", "NotSupported").await;
+    let status = sink_status(&sinks, "parallel-stream", "ParallelismNotSupported").await;
     let message = &status.conditions[0].message;
     assert!(
-        message.contains("Kinesis sources arrive with Streams (issue 7)"),
+        message.contains("until shard leases land") && message.contains("set parallelism: 1"),
         "{message}"
     );
     let status = sink_status(&sinks, "bad-path", "InvalidSpec").await;
@@ -404,6 +405,80 @@ async fn invalid_and_unsupported_sinks_get_a_condition_and_no_workers() {
         none.items.is_empty(),
         "no workers for a Sink that cannot run"
     );
+    drop(stop);
+}
+
+#[tokio::test]
+async fn a_sink_of_a_stream_waits_for_it_then_runs_one_kinesis_worker() {
+    let client = kube_client().await;
+    let namespace = unique_name("opsinkstream");
+    let stop = start_operator(&client, &namespace).await;
+    let sinks: Api<Sink> = Api::namespaced(client.clone(), &namespace);
+    let sink = object(json!({
+        "apiVersion": "tributary.dev/v1alpha1",
+        "kind": "Sink",
+        "metadata": {"name": "from-stream"},
+        "spec": {
+            "source": {"streamRef": {"name": "pin"}},
+            "destination": {"url": "file:///var/lake/pin"}
+        }
+    }));
+    sinks
+        .create(&PostParams::default(), &sink)
+        .await
+        .expect("created");
+    let status = sink_status(&sinks, "from-stream", "StreamNotFound").await;
+    assert_eq!(
+        status.conditions[0].message,
+        format!("Stream {namespace}/pin does not exist")
+    );
+
+    // The Stream appears (paused: the Stream controller leaves Kinesis alone here); its watch
+    // re-reconciles the Sink.
+    let kinesis_name = unique_name("opsink-pin");
+    let streams: Api<tributary_crds::Stream> = Api::namespaced(client.clone(), &namespace);
+    let stream = object(json!({
+        "apiVersion": "tributary.dev/v1alpha1",
+        "kind": "Stream",
+        "metadata": {"name": "pin", "annotations": {"tributary.dev/paused": "true"}},
+        "spec": {"streamName": kinesis_name, "mode": "Provisioned", "shardCount": 1}
+    }));
+    streams
+        .create(&PostParams::default(), &stream)
+        .await
+        .expect("Stream created");
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+    let config = eventually(WAIT, "the Kinesis worker configuration", || async {
+        config_of(&config_maps, "from-stream-sink").await
+    })
+    .await;
+    let kinesis = config.kinesis.expect("a Kinesis source");
+    assert_eq!(kinesis.stream_name, kinesis_name);
+    assert_eq!(
+        kinesis.region.as_deref(),
+        Some(stack_env("AWS_REGION").as_str()),
+        "the operator's region, where the Stream controller creates streams"
+    );
+    assert!(config.topic.is_empty() && config.kafka.bootstrap_servers.is_empty());
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let deployment = eventually(WAIT, "the worker Deployment", || async {
+        deployments.get_opt("from-stream-sink").await.ok()?
+    })
+    .await;
+    let spec = deployment.spec.expect("a spec");
+    assert_eq!(spec.replicas, Some(1));
+    let container = &spec.template.spec.expect("a pod").containers[0];
+    let env: Vec<&str> = container
+        .env
+        .iter()
+        .flatten()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert!(!env.contains(&ENV_GROUP_INSTANCE_ID), "{env:?}");
+    let status = sink_status(&sinks, "from-stream", "WorkersNotReady").await;
+    assert_eq!(status.source.as_deref(), Some("stream/pin"));
+    assert_eq!((status.lag, status.last_flush_time), (None, None));
     drop(stop);
 }
 

@@ -219,3 +219,117 @@ async fn records_land_exactly_once_across_reshards_and_crashes() {
         .await
         .expect("stream deleted");
 }
+
+/// A transform over a Kinesis source: the query sees the records' fields and the Kinesis
+/// metadata columns, its result is what lands in the lake (named by the input's shard and
+/// sequence-number range), and a record the schema refuses goes to the dead letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transform_writes_its_result_with_the_kinesis_metadata() {
+    let config_aws = aws_config().await;
+    let kinesis = tributary_workers::connect::kinesis(&config_aws);
+    let s3 = tributary_workers::connect::s3(&config_aws);
+    let stream = unique_name("sink-kinesis-sql");
+    let bucket = unique_name("sinksql");
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket created");
+    kinesis
+        .create_stream()
+        .stream_name(&stream)
+        .shard_count(1)
+        .send()
+        .await
+        .expect("stream created");
+    active(&kinesis, &stream).await;
+    put(&kinesis, &stream, 0..20).await;
+    kinesis
+        .put_record()
+        .stream_name(&stream)
+        .partition_key("bad")
+        .data(Blob::new(
+            json!({"id": "not a number", "key": "bad"}).to_string(),
+        ))
+        .send()
+        .await
+        .expect("a bad record put");
+
+    let mut config = config(&stream, &bucket);
+    config.partitioning = Default::default();
+    config.format = serde_json::from_value(json!({
+        "type": "JsonLines",
+        "schema": [{"name": "id", "type": "Int64"}, {"name": "key", "type": "String"}]
+    }))
+    .expect("a format");
+    config.transform = Some(
+        serde_json::from_value(
+            json!({"sql": "SELECT id * 10 AS tenfold, upper(key) AS key, \
+             _stream, _shard, _sequence_number, _partition_key, _arrival_time \
+             FROM input WHERE id % 2 = 0"}),
+        )
+        .expect("a transform"),
+    );
+    let (stop, task) = spawn_sink(config);
+
+    let (rows, dead) = eventually(120, "the transformed rows and the dead letter", || async {
+        let mut rows = Vec::new();
+        let mut dead = Vec::new();
+        for (key, body) in s3_objects(&s3, &bucket, "raw/").await {
+            let lines = body
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_slice::<Value>(l).expect("a JSON line"));
+            if key.starts_with("raw/_dead_letter/") {
+                dead.extend(lines);
+            } else {
+                let parsed = ParsedShardKey::parse(&key).unwrap_or_else(|e| panic!("{key}: {e}"));
+                let range = (parsed.shard.to_owned(), parsed.first, parsed.last);
+                rows.extend(lines.map(|row| (range.clone(), row)));
+            }
+        }
+        (rows.len() >= 10 && !dead.is_empty()).then_some((rows, dead))
+    })
+    .await;
+    stop.send(()).expect("the worker is running");
+    task.await.expect("joined").expect("a clean stop");
+
+    let mut tenfolds: Vec<i64> = rows
+        .iter()
+        .map(|(_, row)| row["tenfold"].as_i64().expect("tenfold"))
+        .collect();
+    tenfolds.sort();
+    assert_eq!(
+        tenfolds,
+        (0..20).step_by(2).map(|id| id * 10).collect::<Vec<_>>()
+    );
+    for ((shard, first, last), row) in &rows {
+        let id = row["tenfold"].as_i64().unwrap() / 10;
+        let key = format!("k{}", id % KEYS);
+        assert_eq!(row["key"], key.to_uppercase(), "{row}");
+        assert_eq!(row["_partition_key"], key, "{row}");
+        assert_eq!(row["_stream"], stream.as_str());
+        assert_eq!(row["_shard"], shard.as_str(), "{row}");
+        let sequence = SequenceNumber::parse(row["_sequence_number"].as_str().expect("a string"))
+            .expect("a sequence number");
+        assert!(
+            first <= &sequence && &sequence <= last,
+            "{row} outside its object's range"
+        );
+        assert!(row["_arrival_time"].is_string(), "{row}");
+        assert_eq!(
+            row.as_object().unwrap().len(),
+            7,
+            "the query's columns: {row}"
+        );
+    }
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["partitionKey"], "bad");
+
+    kinesis
+        .delete_stream()
+        .stream_name(&stream)
+        .send()
+        .await
+        .expect("stream deleted");
+}

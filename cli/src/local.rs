@@ -22,7 +22,10 @@ use tributary_crds::{BatchJob, KafkaCluster, Manifest, Sink, Stream, Topic};
 use tributary_operator::batch_job::{build as batch_build, validate as batch_validate};
 use tributary_operator::buckets::{Buckets, S3Buckets};
 use tributary_operator::kafka_admin::{KafkaAdmin, KafkaAdmins, RdKafkaAdmins};
-use tributary_operator::sink::{resolve as sink_resolve, validate as sink_validate};
+use tributary_operator::sink::{
+    resolve as sink_resolve, source as source_label, stream_key, topic_key,
+    validate as sink_validate,
+};
 use tributary_operator::stream::kinesis::{AwsKinesis, Kinesis};
 use tributary_operator::stream::plan::{self as stream_plan, Step};
 use tributary_operator::topic::plan::Desired;
@@ -147,7 +150,10 @@ pub struct Row {
     pub name: String,
     /// Whether it works.
     pub ready: bool,
-    /// Records not yet written (Sinks).
+    /// What a Sink reads: `topic/<name>` or `stream/<name>`, as in its status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Records not yet written (Sinks reading a Topic; a Stream source reports none).
     pub lag: Option<i64>,
     /// The last flush (Sinks) or run (BatchJobs).
     pub last: Option<String>,
@@ -467,6 +473,36 @@ fn connection(cluster: &KafkaCluster, bootstrap: Option<&str>) -> anyhow::Result
     .with_context(|| format!("KafkaCluster {}", cluster.name_any()))
 }
 
+/// What a Sink reads, among the manifests.
+enum SinkSource<'a> {
+    Topic(&'a Topic),
+    Stream(&'a Stream),
+}
+
+/// The Topic or Stream `sink` reads, which must be among the manifests.
+fn sink_source<'a>(objects: &'a Objects, sink: &Sink) -> anyhow::Result<SinkSource<'a>> {
+    let name = sink.name_any();
+    if let Some((namespace, stream)) = stream_key(sink) {
+        let wanted = key(Some(namespace), &stream);
+        return objects
+            .streams
+            .iter()
+            .find(|s| key(s.namespace(), &s.name_any()) == wanted)
+            .map(SinkSource::Stream)
+            .with_context(|| {
+                format!("Sink {name} reads the Stream {stream}, which is not among the manifests")
+            });
+    }
+    let (namespace, topic) = topic_key(sink).unwrap_or_default();
+    objects
+        .topics
+        .get(&key(Some(namespace), &topic))
+        .map(SinkSource::Topic)
+        .with_context(|| {
+            format!("Sink {name} reads the Topic {topic}, which is not among the manifests")
+        })
+}
+
 /// The cluster `topic` is on, local to it by namespace.
 fn cluster_of<'a>(objects: &'a Objects, topic: &Topic) -> anyhow::Result<&'a KafkaCluster> {
     let cluster = &topic.spec.cluster_ref.name;
@@ -592,35 +628,34 @@ async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::Resul
         let name = sink.name_any();
         let destination =
             sink_validate::validate(sink).map_err(|e| anyhow::anyhow!("Sink {name}: {e}"))?;
-        let topic_key = key(
-            sink.namespace(),
-            &sink
-                .spec
-                .source
-                .topic_ref
-                .as_ref()
-                .map(|r| r.name.clone())
-                .unwrap_or_default(),
-        );
-        let topic = objects.topics.get(&topic_key).with_context(|| {
-            format!("Sink {name} reads a Topic that is not among the manifests")
-        })?;
-        let cluster = cluster_of(&objects, topic)?;
-        let (connection, admin) = &connections[&key(cluster.namespace(), &cluster.name_any())];
+        // The source, resolved as the Sink controller resolves it: a Topic on its cluster
+        // (whose consumer group gives the lag), or a Stream.
+        let (mut resolved, admin) = match sink_source(&objects, sink)? {
+            SinkSource::Topic(topic) => {
+                let cluster = cluster_of(&objects, topic)?;
+                let (connection, admin) =
+                    &connections[&key(cluster.namespace(), &cluster.name_any())];
+                let mut resolved = sink_resolve::resolve(sink, topic, cluster, &destination)
+                    .map_err(|e| anyhow::anyhow!("Sink {name}: {e}"))?;
+                if bootstrap.is_some() {
+                    resolved.config.kafka.bootstrap_servers = connection.bootstrap_servers.clone();
+                    resolved.config.kafka.tls = false;
+                    resolved.config.kafka.sasl_mechanism = None;
+                }
+                (resolved, Some(admin.clone()))
+            }
+            SinkSource::Stream(stream) => (
+                sink_resolve::resolve_stream(sink, stream, &destination, None),
+                None,
+            ),
+        };
         if let Some(bucket) = &destination.bucket {
             buckets
                 .ensure_bucket(None, bucket, sink.spec.destination.create_bucket)
                 .await
                 .map_err(|e| anyhow::anyhow!("Sink {name}: {e}"))?;
         }
-        let mut resolved = sink_resolve::resolve(sink, topic, cluster, &destination)
-            .map_err(|e| anyhow::anyhow!("Sink {name}: {e}"))?;
-        if bootstrap.is_some() {
-            resolved.config.kafka.bootstrap_servers = connection.bootstrap_servers.clone();
-            resolved.config.kafka.tls = false;
-            resolved.config.kafka.sasl_mechanism = None;
-        }
-        if args.fresh {
+        if args.fresh && admin.is_some() {
             resolved.config.consumer_group = format!(
                 "{}-fresh-{}",
                 resolved.config.consumer_group,
@@ -629,6 +664,7 @@ async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::Resul
         }
         let group = resolved.config.consumer_group.clone();
         let kafka_topic = resolved.config.topic.clone();
+        let source_name = resolved.config.source_name().to_owned();
         let metrics = Arc::new(tributary_workers::sink::metrics::SinkMetrics::default());
         let worker = tributary_workers::sink::worker::Sink::new(resolved.config, metrics)
             .map_err(|e| anyhow::anyhow!("Sink {name}: {e}"))?;
@@ -638,7 +674,11 @@ async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::Resul
                 kind: "Sink".into(),
                 name: name.clone(),
                 ready: true,
-                message: format!("{kafka_topic} → {}", sink.spec.destination.url),
+                source: Some(source_label(sink)),
+                message: match admin {
+                    Some(_) => format!("{source_name} → {}", sink.spec.destination.url),
+                    None => format!("stream {source_name} → {}", sink.spec.destination.url),
+                },
                 ..Row::default()
             },
         );
@@ -669,8 +709,11 @@ async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::Resul
             }
             result.map_err(|e| anyhow::anyhow!("Sink {sink_name}: {e}"))
         });
+        // A Stream source has no consumer group, so no lag (decision 0042).
+        let Some(admin) = admin else {
+            continue;
+        };
         let lag_rows = rows.clone();
-        let admin = admin.clone();
         let mut stopped_lag = stopped.clone();
         tokio::spawn(async move {
             loop {
@@ -1236,6 +1279,7 @@ mod tests {
                 kind: "Sink".into(),
                 name: "pin-raw".into(),
                 ready: true,
+                source: Some("topic/pin".into()),
                 lag: Some(0),
                 last: Some("2026-11-29T04:00:00Z".into()),
                 message: "pin → s3://lake/raw/pin/".into(),
@@ -1244,6 +1288,7 @@ mod tests {
                 kind: "Topic".into(),
                 name: "pin".into(),
                 ready: true,
+                source: None,
                 lag: None,
                 last: None,
                 message: "created".into(),
@@ -1259,6 +1304,63 @@ mod tests {
                 "Sink   pin-raw  True   0    2026-11-29T04:00:00Z  pin → s3://lake/raw/pin/",
                 "Topic  pin      True   -    -                     created",
             ]
+        );
+    }
+
+    #[test]
+    fn a_sink_reads_a_topic_or_a_stream_among_the_manifests() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pipeline.yaml"),
+            r#"
+apiVersion: tributary.dev/v1alpha1
+kind: Stream
+metadata: {name: pin}
+spec: {streamName: pinterest-pin}
+---
+apiVersion: tributary.dev/v1alpha1
+kind: Sink
+metadata: {name: from-stream}
+spec:
+  source: {streamRef: {name: pin}}
+  destination: {url: s3://lake/pin/}
+---
+apiVersion: tributary.dev/v1alpha1
+kind: Sink
+metadata: {name: from-nowhere}
+spec:
+  source: {streamRef: {name: geo}}
+  destination: {url: s3://lake/geo/}
+---
+apiVersion: tributary.dev/v1alpha1
+kind: Sink
+metadata: {name: from-topic}
+spec:
+  source: {topicRef: {name: pin}}
+  destination: {url: s3://lake/raw/}
+"#,
+        )
+        .unwrap();
+        let objects = sort(load(&[dir.path().to_path_buf()], "default").unwrap());
+        let sink = |name: &str| objects.sinks.iter().find(|s| s.name_any() == name).unwrap();
+        let Ok(SinkSource::Stream(stream)) = sink_source(&objects, sink("from-stream")) else {
+            panic!("the Stream pin");
+        };
+        let destination = sink_validate::validate(sink("from-stream")).unwrap();
+        let config =
+            sink_resolve::resolve_stream(sink("from-stream"), stream, &destination, None).config;
+        assert_eq!(config.source_name(), "pinterest-pin");
+        assert_eq!(source_label(sink("from-stream")), "stream/pin");
+
+        let missing = sink_source(&objects, sink("from-nowhere")).err().unwrap();
+        assert_eq!(
+            missing.to_string(),
+            "Sink from-nowhere reads the Stream geo, which is not among the manifests"
+        );
+        let missing = sink_source(&objects, sink("from-topic")).err().unwrap();
+        assert_eq!(
+            missing.to_string(),
+            "Sink from-topic reads the Topic pin, which is not among the manifests"
         );
     }
 

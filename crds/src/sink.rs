@@ -66,7 +66,8 @@ pub struct SinkSpec {
     /// What a bad record does to the sink.
     #[serde(default)]
     pub errors: SinkErrors,
-    /// Worker replicas. Kafka partitions (or Kinesis shards) are spread over them.
+    /// Worker replicas. Kafka partitions are spread over them. A Stream source runs one worker
+    /// until shard leases land: more is refused (`ParallelismNotSupported`).
     #[serde(default = "default_parallelism")]
     #[schemars(range(min = 1, max = 1000))]
     pub parallelism: i32,

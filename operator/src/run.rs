@@ -283,7 +283,7 @@ where
 }
 
 /// The Sink controller over every scope: its children (Deployments and ConfigMaps, found by
-/// their labels) and the Topics and KafkaClusters its Sinks read re-reconcile a Sink.
+/// their labels) and the Topics, KafkaClusters and Streams its Sinks read re-reconcile a Sink.
 fn sink_controller(
     client: &kube::Client,
     scopes: &[Option<String>],
@@ -302,8 +302,12 @@ fn sink_controller(
     let mut controller = Controller::for_stream(sinks, store.clone());
     let children = watcher::Config::default().labels(sink::build::CHILDREN);
     for ns in scopes {
-        let (reading_topic, topics, reading_cluster) =
-            (store.clone(), ctx.topics.clone(), store.clone());
+        let (reading_topic, topics, reading_cluster, reading_stream) = (
+            store.clone(),
+            ctx.topics.clone(),
+            store.clone(),
+            store.clone(),
+        );
         controller = controller
             .owns(scoped::<Deployment>(client, ns), children.clone())
             .owns(scoped::<ConfigMap>(client, ns), children.clone())
@@ -316,6 +320,19 @@ fn sink_controller(
                         .state()
                         .into_iter()
                         .filter(|s| sink::topic_key(s) == key)
+                        .map(|s| ObjectRef::from_obj(&*s))
+                        .collect::<Vec<_>>()
+                },
+            )
+            .watches(
+                scoped::<Stream>(client, ns),
+                watcher::Config::default(),
+                move |stream| {
+                    let key = Some((stream.namespace().unwrap_or_default(), stream.name_any()));
+                    reading_stream
+                        .state()
+                        .into_iter()
+                        .filter(|s| sink::stream_key(s) == key)
                         .map(|s| ObjectRef::from_obj(&*s))
                         .collect::<Vec<_>>()
                 },

@@ -139,10 +139,11 @@ and docs/install.md. */}}
 - apiGroups: [tributary.dev]
   resources: [kafkaclusters, topics]
   verbs: [get, list, watch, patch]
-# Streams: watched, and every Stream gets a finalizer.
+# Streams: watched, every Stream gets a finalizer, and the Sink controller reads the Stream
+# of a Sink with a streamRef.
 - apiGroups: [tributary.dev]
   resources: [streams]
-  verbs: [list, watch, patch]
+  verbs: [get, list, watch, patch]
 # Sinks get a finalizer with deletionPolicy Delete; BatchJobs never.
 - apiGroups: [tributary.dev]
   resources: [sinks]

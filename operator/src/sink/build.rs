@@ -119,18 +119,19 @@ pub fn build(
         "data": { CONFIG_KEY: config_json },
     });
 
-    let mut env = vec![
-        json!({
-            "name": ENV_CONFIG,
-            "valueFrom": {"configMapKeyRef": {"name": name, "key": CONFIG_KEY}},
-        }),
+    let mut env = vec![json!({
+        "name": ENV_CONFIG,
+        "valueFrom": {"configMapKeyRef": {"name": name, "key": CONFIG_KEY}},
+    })];
+    if resolved.config.kinesis.is_none() {
         // Static group membership by pod name (decision 0012): a restarted container takes
-        // its partitions back without rebalancing the other workers.
-        json!({
+        // its partitions back without rebalancing the other workers. A Stream source has no
+        // consumer group.
+        env.push(json!({
             "name": ENV_GROUP_INSTANCE_ID,
             "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
-        }),
-    ];
+        }));
+    }
     env.extend(worker_pod::aws_env(
         sink.spec.destination.region.as_ref(),
         aws,
@@ -182,11 +183,11 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::{Container, EnvVar};
-    use tributary_crds::{KafkaCluster, Topic};
-    use tributary_workers::sink::config::SinkWorkerConfig;
+    use tributary_crds::{KafkaCluster, Stream, Topic};
+    use tributary_workers::sink::config::{KafkaEndpoint, KinesisSource, SinkWorkerConfig};
 
     use super::*;
-    use crate::sink::resolve::{ResolveError, resolve};
+    use crate::sink::resolve::{ResolveError, resolve, resolve_stream};
     use crate::sink::validate::{SpecError, validate};
     use crate::test_support::{cluster, from_yaml, sink, topic};
 
@@ -648,14 +649,122 @@ spec:
         }
     }
 
-    #[test]
-    fn a_stream_source_is_not_supported_yet() {
+    /// A Stream `demo/pin` in its own region, as a user would apply it.
+    fn pin_stream() -> Stream {
+        from_yaml(
+            r#"
+apiVersion: tributary.dev/v1alpha1
+kind: Stream
+metadata: {name: pin, namespace: demo}
+spec: {streamName: pinterest-pin, region: eu-west-1, mode: Provisioned, shardCount: 1}
+"#,
+        )
+    }
+
+    fn stream_sink() -> Sink {
         let mut sink = sink();
         sink.spec.source = from_yaml("streamRef: {name: pin}");
+        sink.spec.parallelism = 1;
+        sink
+    }
+
+    #[test]
+    fn a_stream_source_gives_a_kinesis_configuration_and_no_kafka() {
+        let sink = stream_sink();
+        let destination = validate(&sink).expect("a valid Sink");
+        let resolved = resolve_stream(&sink, &pin_stream(), &destination, Some("us-east-1"));
+        assert!(resolved.secret_env.is_empty());
+        let desired = build(&sink, &resolved, IMAGE, &workers(), &AwsOptions::default());
+        let config = config(&desired);
+        assert_eq!(
+            config.kinesis,
+            Some(KinesisSource {
+                stream_name: "pinterest-pin".into(),
+                region: Some("eu-west-1".into()),
+            })
+        );
+        assert_eq!(config.source_name(), "pinterest-pin");
+        assert_eq!(
+            (config.topic.as_str(), config.consumer_group.as_str()),
+            ("", "")
+        );
+        assert_eq!(config.kafka, KafkaEndpoint::default());
+        let names: Vec<String> = env(&desired).into_iter().map(|e| e.name).collect();
+        assert_eq!(names, ["TRIBUTARY_SINK_CONFIG"], "no Kafka variables");
+
+        // Without a region of its own, the stream is where the operator created it.
+        let mut anywhere = pin_stream();
+        anywhere.spec.region = None;
+        anywhere.spec.stream_name = None;
+        let config = resolve_stream(&sink, &anywhere, &destination, Some("us-east-1")).config;
+        let kinesis = config.kinesis.expect("a Kinesis source");
+        assert_eq!(
+            (kinesis.stream_name.as_str(), kinesis.region.as_deref()),
+            ("pin", Some("us-east-1"))
+        );
+    }
+
+    #[test]
+    fn a_stream_source_runs_one_worker_from_the_oldest_record() {
+        let mut stream = stream_sink();
+        stream.spec.parallelism = 2;
+        let error = validate(&stream).unwrap_err();
+        assert!(matches!(error, SpecError::StreamParallelism(2)));
+        assert_eq!(error.reason(), "ParallelismNotSupported");
+        let message = error.to_string();
+        assert!(
+            message.contains("until shard leases land") && message.contains("parallelism: 1"),
+            "{message}"
+        );
+
+        let mut latest = stream_sink();
+        latest.spec.source.start_from = tributary_crds::sink::StartPosition::Latest;
+        let error = validate(&latest).unwrap_err();
+        assert!(matches!(error, SpecError::StreamStartFromLatest));
+        assert_eq!(error.reason(), "InvalidSpec");
+
+        // A Topic source keeps its parallelism.
+        let mut parallel = sink();
+        parallel.spec.parallelism = 5;
+        assert!(validate(&parallel).is_ok());
+    }
+
+    #[test]
+    fn a_stream_transform_is_planned_with_the_kinesis_columns() {
+        let mut sink = stream_sink();
+        sink.spec.format = from_yaml("{type: Parquet, schema: [{name: index, type: Int64}]}");
+        sink.spec.transform = Some(from_yaml(
+            "sql: SELECT index, _stream, _shard, _sequence_number, _arrival_time, _partition_key FROM input",
+        ));
+        validate(&sink).expect("the Kinesis columns plan");
+
+        sink.spec.transform = Some(from_yaml("sql: SELECT index, _offset FROM input"));
         let error = validate(&sink).unwrap_err();
-        assert!(matches!(error, SpecError::StreamSource));
-        assert_eq!(error.reason(), "NotSupported");
-        assert!(error.to_string().contains("issue 7"));
+        assert_eq!(error.reason(), "InvalidTransform");
+        assert!(error.to_string().contains("_offset"), "{error}");
+    }
+
+    /// Every Sink of `examples/pinterest/` passes the controller's checks; the cleaning Sinks
+    /// of the Streams plan their SQL with the Kinesis columns.
+    #[test]
+    fn the_pinterest_sinks_are_valid() {
+        let mut streams = 0;
+        for file in ["sinks.yaml", "sinks-clean.yaml", "sinks-stream-clean.yaml"] {
+            let path = format!(
+                "{}/../examples/pinterest/{file}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let yaml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            for document in yaml.split("\n---\n") {
+                let mut sink: Sink = from_yaml(document);
+                sink.metadata.namespace = Some("demo".into());
+                if let Err(error) = validate(&sink) {
+                    panic!("{file} {}: {error}", sink.name_any());
+                }
+                streams += usize::from(sink.spec.source.stream_ref.is_some());
+            }
+        }
+        assert_eq!(streams, 3);
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! The Sink controller: validate (pure) → dereference the Topic and its KafkaCluster → resolve
-//! the worker configuration (pure) → ensure the S3 bucket → build the ConfigMap and the
-//! Deployment (pure) → apply both → status from the applied Deployment, from its pods (a
-//! worker's termination message says why it stopped) and from the consumer group's committed
-//! offsets in Kafka (lag and last flush, see decision 0011).
+//! The Sink controller: validate (pure) → dereference the source (a Topic and its KafkaCluster,
+//! or a Stream) → resolve the worker configuration (pure) → ensure the S3 bucket → build the
+//! ConfigMap and the Deployment (pure) → apply both → status from the applied Deployment, from
+//! its pods (a worker's termination message says why it stopped) and, for a Topic, from the
+//! consumer group's committed offsets in Kafka (lag and last flush, see decision 0011). A
+//! Stream source has no consumer group: its lag and last flush stay unset (decision 0042).
 
 pub mod build;
 pub mod resolve;
@@ -21,7 +22,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use tributary_crds::{DeletionPolicy, KafkaCluster, Sink, SinkStatus, Topic};
+use tributary_crds::{DeletionPolicy, KafkaCluster, Sink, SinkStatus, Stream, Topic};
 use tributary_workers::sink::config::SinkWorkerConfig;
 
 use crate::buckets::{BucketError, BucketState};
@@ -40,7 +41,8 @@ pub const FINALIZER: &str = "tributary.dev/sink";
 pub const FIELD_MANAGER: &str = "tributary-sink";
 
 const KIND: &str = "Sink";
-/// How soon a missing Topic or KafkaCluster is looked for again (their watches are faster).
+/// How soon a missing Topic, KafkaCluster or Stream is looked for again (their watches are
+/// faster).
 const WAIT: Duration = Duration::from_secs(30);
 /// How often a running Sink's lag is read from Kafka (and its pods are looked at: they are not
 /// watched).
@@ -166,7 +168,8 @@ impl From<BucketError> for Stop {
 /// What the reconcile applied.
 struct Applied {
     deployment: Deployment,
-    cluster: KafkaCluster,
+    /// The Topic's cluster; `None` for a Stream source, which has no lag to read.
+    cluster: Option<KafkaCluster>,
     config: SinkWorkerConfig,
 }
 
@@ -176,7 +179,10 @@ async fn apply(sink: &Sink, ctx: &Context) -> Result<Action, Error> {
         Ok(applied) => {
             let pods = list_workers(sink, ctx).await;
             let workers = rollout::observe(&applied.deployment, &pods, sink.spec.paused);
-            let lag = read_lag(ctx, &applied.cluster, &applied.config).await;
+            let lag = match &applied.cluster {
+                Some(cluster) => read_lag(ctx, cluster, &applied.config).await,
+                None => None,
+            };
             let [ready, progressing, degraded] = workers.conditions;
             let outcome = Outcome {
                 workers: Some((workers.replicas, workers.ready_replicas)),
@@ -215,8 +221,16 @@ async fn converge(sink: &Sink, ctx: &Context) -> Result<Applied, Stop> {
             retry: Action::await_change(),
         });
     };
-    let (topic, cluster) = dereference(sink, ctx).await?;
-    let resolved = resolve::resolve(sink, &topic, &cluster, &destination)?;
+    let (resolved, cluster) = if sink.spec.source.stream_ref.is_some() {
+        let stream = dereference_stream(sink, ctx).await?;
+        let region = ctx.aws.region.as_deref();
+        let resolved = resolve::resolve_stream(sink, &stream, &destination, region);
+        (resolved, None)
+    } else {
+        let (topic, cluster) = dereference(sink, ctx).await?;
+        let resolved = resolve::resolve(sink, &topic, &cluster, &destination)?;
+        (resolved, Some(cluster))
+    };
     if let Some(bucket) = &destination.bucket {
         ensure_bucket(sink, ctx, bucket).await?;
     }
@@ -232,6 +246,16 @@ async fn converge(sink: &Sink, ctx: &Context) -> Result<Applied, Stop> {
 /// The (namespace, name) of the Topic a Sink reads, if it reads one.
 pub fn topic_key(sink: &Sink) -> Option<(String, String)> {
     let r = sink.spec.source.topic_ref.as_ref()?;
+    let namespace = r
+        .namespace
+        .clone()
+        .unwrap_or_else(|| sink.namespace().unwrap_or_default());
+    Some((namespace, r.name.clone()))
+}
+
+/// The (namespace, name) of the Stream a Sink reads, if it reads one.
+pub fn stream_key(sink: &Sink) -> Option<(String, String)> {
+    let r = sink.spec.source.stream_ref.as_ref()?;
     let namespace = r
         .namespace
         .clone()
@@ -277,6 +301,17 @@ async fn dereference(sink: &Sink, ctx: &Context) -> Result<(Topic, KafkaCluster)
         });
     };
     Ok((topic, cluster))
+}
+
+/// The Stream a Sink reads.
+async fn dereference_stream(sink: &Sink, ctx: &Context) -> Result<Stream, Stop> {
+    let (namespace, name) = stream_key(sink).expect("a Sink with a streamRef");
+    let streams: Api<Stream> = Api::namespaced(ctx.client.clone(), &namespace);
+    streams.get_opt(&name).await?.ok_or_else(|| Stop::Wait {
+        reason: "StreamNotFound",
+        message: format!("Stream {namespace}/{name} does not exist"),
+        retry: Action::requeue(WAIT),
+    })
 }
 
 /// The destination bucket exists, or is created when the spec asks for it. Never deleted.

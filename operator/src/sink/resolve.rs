@@ -1,12 +1,13 @@
-//! The second pure step of the Sink reconcile: from the Sink, its Topic and the Topic's
-//! KafkaCluster to the worker configuration, and the Secret keys the workers read from their
-//! environment. Secrets never enter the configuration.
+//! The second pure step of the Sink reconcile: from the Sink and its source — a Topic and the
+//! Topic's KafkaCluster, or a Stream — to the worker configuration, and the Secret keys the
+//! workers read from their environment. Secrets never enter the configuration.
 
 use kube::ResourceExt;
 use tributary_crds::kafka_cluster::SaslMechanism;
-use tributary_crds::{KafkaCluster, SecretKeyRef, Sink, Topic};
+use tributary_crds::{KafkaCluster, SecretKeyRef, Sink, Stream, Topic};
 use tributary_workers::sink::config::{
-    ENV_KAFKA_CA_PEM, ENV_SASL_PASSWORD, ENV_SASL_USERNAME, KafkaEndpoint, SinkWorkerConfig,
+    ENV_KAFKA_CA_PEM, ENV_SASL_PASSWORD, ENV_SASL_USERNAME, KafkaEndpoint, KinesisSource,
+    SinkWorkerConfig,
 };
 
 use super::validate::Destination;
@@ -165,15 +166,56 @@ pub fn resolve(
             (endpoint, Vec::new())
         }
     };
-    let spec = &sink.spec;
     let config = SinkWorkerConfig {
-        sink: format!("{sink_namespace}/{}", sink.name_any()),
         topic: topic_name(topic),
-        // The controller refuses `source.streamRef` until leases land (decision 0042).
-        kinesis: None,
         consumer_group: consumer_group(sink),
-        start_from: spec.source.start_from,
         kafka,
+        ..common_config(sink, destination)
+    };
+    Ok(Resolved { config, secret_env })
+}
+
+/// The worker configuration of `sink`, which reads the Kinesis stream of `stream` and writes
+/// to `destination`: no topic, consumer group or brokers, and no Secrets (AWS credentials
+/// come from the SDK's chain). The region is the Stream's, else `default_region` (the
+/// operator's, where the Stream controller created the stream).
+pub fn resolve_stream(
+    sink: &Sink,
+    stream: &Stream,
+    destination: &Destination,
+    default_region: Option<&str>,
+) -> Resolved {
+    let config = SinkWorkerConfig {
+        kinesis: Some(KinesisSource {
+            stream_name: stream.kinesis_name().to_owned(),
+            region: stream
+                .spec
+                .region
+                .clone()
+                .or_else(|| default_region.map(str::to_owned)),
+        }),
+        ..common_config(sink, destination)
+    };
+    Resolved {
+        config,
+        secret_env: Vec::new(),
+    }
+}
+
+/// What the configuration of either source holds, with no source set.
+fn common_config(sink: &Sink, destination: &Destination) -> SinkWorkerConfig {
+    let spec = &sink.spec;
+    SinkWorkerConfig {
+        sink: format!(
+            "{}/{}",
+            sink.namespace().unwrap_or_default(),
+            sink.name_any()
+        ),
+        topic: String::new(),
+        kinesis: None,
+        consumer_group: String::new(),
+        start_from: spec.source.start_from,
+        kafka: KafkaEndpoint::default(),
         destination: spec.destination.clone(),
         format: spec.format.clone(),
         batch: spec.batch.clone(),
@@ -181,6 +223,5 @@ pub fn resolve(
         dead_letter_prefix: destination.dead_letter_prefix.clone(),
         errors: spec.errors.clone(),
         transform: spec.transform.clone(),
-    };
-    Ok(Resolved { config, secret_env })
+    }
 }

@@ -1,5 +1,5 @@
 //! The branches of the Sink reconcile against a mock API server: the exact API calls it makes
-//! (Topic and cluster lookups, the children's applies, the list of the worker pods, Events, the
+//! (Topic, cluster and Stream lookups, the children's applies, the list of the worker pods, Events, the
 //! status apply), and what it does to S3 and Kafka.
 
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::runtime::controller::Action;
 use serde_json::Value;
-use tributary_crds::{KafkaCluster, Sink, Topic};
+use tributary_crds::{KafkaCluster, Sink, Stream, Topic};
 use tributary_workers::sink::config::SinkWorkerConfig;
 
 use super::{Error, FIELD_MANAGER, FINALIZER, reconcile};
@@ -417,10 +417,90 @@ async fn a_missing_cluster_is_reported_and_looked_for_again() {
     assert_eq!(action, Action::requeue(WAIT));
 }
 
-#[tokio::test]
-async fn a_stream_source_gets_a_permanent_condition_and_nothing_else() {
+/// A Stream `demo/pin-stream` (Kinesis name `pinterest-pin`), as a user would apply it.
+fn pin_stream() -> Stream {
+    from_yaml(
+        r#"
+apiVersion: tributary.dev/v1alpha1
+kind: Stream
+metadata: {name: pin-stream, namespace: demo, uid: 7f0c0e1a-0000-4000-8000-0000000000d1}
+spec: {streamName: pinterest-pin, mode: Provisioned, shardCount: 1}
+"#,
+    )
+}
+
+/// `raw-orders` reading the Stream `pin-stream` with one worker.
+fn stream_sink() -> Sink {
     let mut sink = sink();
     sink.spec.source = from_yaml("streamRef: {name: pin-stream}");
+    sink.spec.parallelism = 1;
+    sink
+}
+
+#[tokio::test]
+async fn a_stream_source_runs_one_worker_on_the_kinesis_stream_without_kafka() {
+    let kafka = FakeKafka::default();
+    let sink = stream_sink();
+    let config_map = ApiCall::apply::<ConfigMap>("demo", "raw-orders-sink", FIELD_MANAGER)
+        .with_object(|cm| {
+            let config = SinkWorkerConfig::from_json(cm["data"]["config.json"].as_str().unwrap())
+                .expect("the worker's document");
+            let kinesis = config.kinesis.expect("a Kinesis source");
+            assert_eq!(kinesis.stream_name, "pinterest-pin");
+            assert_eq!(kinesis.region, None, "the test operator has no region");
+            assert_eq!(
+                (config.topic.as_str(), config.consumer_group.as_str()),
+                ("", "")
+            );
+            assert!(config.kafka.bootstrap_servers.is_empty());
+        });
+    let deployment = ApiCall::apply::<Deployment>("demo", "raw-orders-sink", FIELD_MANAGER)
+        .with_object(|d| {
+            assert_eq!(d["spec"]["replicas"], 1);
+            let env = &d["spec"]["template"]["spec"]["containers"][0]["env"];
+            let names: Vec<&str> = env
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|e| e["name"].as_str())
+                .collect();
+            assert_eq!(names, ["TRIBUTARY_SINK_CONFIG"], "no Kafka variables");
+        })
+        .answering_status(
+            "{observedGeneration: 1, replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1}",
+        );
+
+    let action = reconcile_with(
+        &sink,
+        &kafka,
+        &FakeBuckets::default().with_bucket("lake"),
+        Scenario::calls([
+            ApiCall::get(&pin_stream()),
+            config_map,
+            deployment,
+            workers(&[]),
+            ApiCall::event(&sink, "Running"),
+            ApiCall::apply_status(&sink, FIELD_MANAGER, true, "Running").with_status(|s| {
+                assert_eq!(s["source"], "stream/pin-stream");
+                assert_eq!(s["readyReplicas"], 1);
+                assert!(
+                    s.get("lag").is_none() && s.get("lastFlushTime").is_none(),
+                    "no consumer group to read them from: {s}"
+                );
+            }),
+        ]),
+    )
+    .await
+    .expect("reconciled");
+
+    assert_eq!(action, Action::requeue(LAG_REFRESH));
+    assert_eq!(kafka.calls(), [], "nothing asked of Kafka");
+}
+
+#[tokio::test]
+async fn a_stream_source_with_several_workers_is_refused_until_leases_land() {
+    let mut sink = stream_sink();
+    sink.spec.parallelism = 3;
     let buckets = FakeBuckets::default();
 
     let action = reconcile_with(
@@ -428,20 +508,47 @@ async fn a_stream_source_gets_a_permanent_condition_and_nothing_else() {
         &FakeKafka::default(),
         &buckets,
         Scenario::calls([
-            ApiCall::warning(&sink, "NotSupported"),
-            ApiCall::apply_status(&sink, FIELD_MANAGER, false, "NotSupported").with_status(|s| {
-                assert!(
-                    message(s).contains("Kinesis sources arrive with Streams (issue 7)"),
-                    "{s}"
-                );
-                assert_eq!(s["source"], "stream/pin-stream");
-            }),
+            ApiCall::warning(&sink, "ParallelismNotSupported"),
+            ApiCall::apply_status(&sink, FIELD_MANAGER, false, "ParallelismNotSupported")
+                .with_status(|s| {
+                    assert_eq!(
+                        message(s),
+                        "spec.parallelism: 3; Stream sources run one worker until shard leases \
+                         land (every worker would read every shard); set parallelism: 1"
+                    );
+                    assert_eq!(s["source"], "stream/pin-stream");
+                }),
         ]),
     )
     .await
     .expect("not an error: no retry loop");
 
     assert_eq!(action, Action::await_change());
+    assert!(buckets.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_stream_is_reported_and_looked_for_again() {
+    let sink = stream_sink();
+    let buckets = FakeBuckets::default();
+
+    let action = reconcile_with(
+        &sink,
+        &FakeKafka::default(),
+        &buckets,
+        Scenario::calls([
+            ApiCall::get_missing::<Stream>("demo", "pin-stream"),
+            ApiCall::warning(&sink, "StreamNotFound"),
+            ApiCall::apply_status(&sink, FIELD_MANAGER, false, "StreamNotFound").with_status(|s| {
+                assert_eq!(message(s), "Stream demo/pin-stream does not exist");
+                assert_eq!(s["source"], "stream/pin-stream");
+            }),
+        ]),
+    )
+    .await
+    .expect("reconciled");
+
+    assert_eq!(action, Action::requeue(WAIT));
     assert!(buckets.calls().is_empty());
 }
 

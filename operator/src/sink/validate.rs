@@ -2,6 +2,7 @@
 //! pod starts and crashes on it. Every error here waits for a spec change.
 
 use kube::ResourceExt;
+use tributary_crds::sink::StartPosition;
 use tributary_crds::{Invalid, Sink, Validate};
 use tributary_workers::sink::batch::{Limits, LimitsError};
 use tributary_workers::sink::template::{Partitioning, PartitioningError};
@@ -17,12 +18,21 @@ const MAX_NAME: usize = 63;
 /// A spec the controller cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    /// A Kinesis source, which the workers cannot read yet.
+    /// A Stream source with more than one worker: until shard leases land (decision 0042),
+    /// every worker would read every shard.
     #[error(
-        "spec.source.streamRef: Kinesis sources arrive with Streams (issue 7); \
-         a Sink can read a Topic (spec.source.topicRef) for now"
+        "spec.parallelism: {0}; Stream sources run one worker until shard leases land \
+         (every worker would read every shard); set parallelism: 1"
     )]
-    StreamSource,
+    StreamParallelism(i32),
+    /// A Stream source told to start at `Latest`: the lake is its only checkpoint, so a
+    /// restarted worker could not tell where `Latest` was.
+    #[error(
+        "spec.source.startFrom: Latest is not supported for a Stream source, which starts at \
+         the oldest record Kinesis keeps (TRIM_HORIZON) and resumes from the lake; remove \
+         startFrom or set it to Earliest"
+    )]
+    StreamStartFromLatest,
     /// The schema or a CEL rule refuses the spec (API servers without CEL let it through).
     #[error("{0}")]
     Schema(#[from] Invalid),
@@ -56,7 +66,7 @@ impl SpecError {
     /// The `Ready` condition's reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            SpecError::StreamSource => "NotSupported",
+            SpecError::StreamParallelism(_) => "ParallelismNotSupported",
             SpecError::Transform(error) => error.reason(),
             _ => "InvalidSpec",
         }
@@ -78,16 +88,22 @@ pub struct Destination {
 /// Check `sink` as the API server would, and what only the workers know (partition path,
 /// batch limits, destination); the destination as the workers will use it.
 pub fn validate(sink: &Sink) -> Result<Destination, SpecError> {
-    if sink.spec.source.stream_ref.is_some() {
-        return Err(SpecError::StreamSource);
-    }
     sink.validate(None)?;
     let name = sink.name_any();
     if name.len() > MAX_NAME {
         return Err(SpecError::NameTooLong(name.len()));
     }
+    let source = source_kind(sink);
+    if source == SourceKind::Kinesis {
+        if sink.spec.parallelism > 1 {
+            return Err(SpecError::StreamParallelism(sink.spec.parallelism));
+        }
+        if sink.spec.source.start_from == StartPosition::Latest {
+            return Err(SpecError::StreamStartFromLatest);
+        }
+    }
     if let Some(transform) = &sink.spec.transform {
-        Transform::new(&transform.sql, &sink.spec.format, SourceKind::Kafka)?;
+        Transform::new(&transform.sql, &sink.spec.format, source)?;
     }
     Partitioning::new(&sink.spec.partitioning)?;
     Limits::from_spec(&sink.spec.batch)?;
@@ -108,6 +124,16 @@ pub fn validate(sink: &Sink) -> Result<Destination, SpecError> {
         prefix,
         dead_letter_prefix,
     })
+}
+
+/// What the workers read: a Kinesis stream for `source.streamRef`, else a Kafka topic. The
+/// transform's metadata columns are the source's.
+pub fn source_kind(sink: &Sink) -> SourceKind {
+    if sink.spec.source.stream_ref.is_some() {
+        SourceKind::Kinesis
+    } else {
+        SourceKind::Kafka
+    }
 }
 
 /// The bucket and prefix of `s3://bucket/prefix`, or no bucket and no prefix for

@@ -18,7 +18,9 @@ use tributary_tests::{
     KillOnDrop, aws_config, eventually, kube_client, stack_env, tributary_binary, unique_name,
 };
 use tributary_workers::connect::{AwsOptions, KafkaConnection};
-use tributary_workers::sink::config::{ENV_CONFIG, ENV_GROUP_INSTANCE_ID, SinkWorkerConfig};
+use tributary_workers::sink::config::{
+    ENV_CONFIG, ENV_GROUP_INSTANCE_ID, ENV_WORKER_ID, SinkWorkerConfig,
+};
 
 const WAIT: u64 = 60;
 const IMAGE: &str = "ghcr.io/tributary-dev/tributary:it";
@@ -363,7 +365,7 @@ async fn invalid_and_unsupported_sinks_get_a_condition_and_no_workers() {
         "metadata": {"name": "parallel-stream"},
         "spec": {
             "source": {"streamRef": {"name": "pin"}},
-            "destination": {"url": "s3://lake/pin"},
+            "destination": {"url": "file:///var/lake/pin"},
             "parallelism": 2
         }
     }));
@@ -389,7 +391,7 @@ async fn invalid_and_unsupported_sinks_get_a_condition_and_no_workers() {
     let status = sink_status(&sinks, "parallel-stream", "ParallelismNotSupported").await;
     let message = &status.conditions[0].message;
     assert!(
-        message.contains("until shard leases land") && message.contains("set parallelism: 1"),
+        message.contains("s3:// destination") && message.contains("set parallelism: 1"),
         "{message}"
     );
     let status = sink_status(&sinks, "bad-path", "InvalidSpec").await;
@@ -409,18 +411,20 @@ async fn invalid_and_unsupported_sinks_get_a_condition_and_no_workers() {
 }
 
 #[tokio::test]
-async fn a_sink_of_a_stream_waits_for_it_then_runs_one_kinesis_worker() {
+async fn a_sink_of_a_stream_waits_for_it_then_runs_kinesis_workers_sharing_leases() {
     let client = kube_client().await;
     let namespace = unique_name("opsinkstream");
     let stop = start_operator(&client, &namespace).await;
     let sinks: Api<Sink> = Api::namespaced(client.clone(), &namespace);
+    let bucket = unique_name("opsinkstream");
     let sink = object(json!({
         "apiVersion": "tributary.dev/v1alpha1",
         "kind": "Sink",
         "metadata": {"name": "from-stream"},
         "spec": {
             "source": {"streamRef": {"name": "pin"}},
-            "destination": {"url": "file:///var/lake/pin"}
+            "destination": {"url": format!("s3://{bucket}/pin"), "createBucket": true},
+            "parallelism": 2
         }
     }));
     sinks
@@ -460,6 +464,11 @@ async fn a_sink_of_a_stream_waits_for_it_then_runs_one_kinesis_worker() {
         "the operator's region, where the Stream controller creates streams"
     );
     assert!(config.topic.is_empty() && config.kafka.bootstrap_servers.is_empty());
+    let leases = kinesis.leases.expect("shard leases");
+    assert_eq!(
+        leases.url,
+        format!("s3://{bucket}/_tributary/leases/{namespace}/from-stream")
+    );
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
     let deployment = eventually(WAIT, "the worker Deployment", || async {
@@ -467,7 +476,7 @@ async fn a_sink_of_a_stream_waits_for_it_then_runs_one_kinesis_worker() {
     })
     .await;
     let spec = deployment.spec.expect("a spec");
-    assert_eq!(spec.replicas, Some(1));
+    assert_eq!(spec.replicas, Some(2));
     let container = &spec.template.spec.expect("a pod").containers[0];
     let env: Vec<&str> = container
         .env
@@ -476,9 +485,42 @@ async fn a_sink_of_a_stream_waits_for_it_then_runs_one_kinesis_worker() {
         .map(|e| e.name.as_str())
         .collect();
     assert!(!env.contains(&ENV_GROUP_INSTANCE_ID), "{env:?}");
+    assert!(env.contains(&ENV_WORKER_ID), "{env:?}");
     let status = sink_status(&sinks, "from-stream", "WorkersNotReady").await;
     assert_eq!(status.source.as_deref(), Some("stream/pin"));
     assert_eq!((status.lag, status.last_flush_time), (None, None));
+
+    // The workers' progress, as they write it into their shard leases, becomes the status.
+    let s3 = tributary_workers::connect::s3(&aws_config().await);
+    let (lease_bucket, prefix) = leases
+        .shards_location(&kinesis_name)
+        .expect("a lease location");
+    assert_eq!(lease_bucket, bucket);
+    for (shard, behind, flushed) in [
+        ("shardId-000000000000", 2_500, "2026-11-29T05:00:01.500Z"),
+        ("shardId-000000000001", 800, "2026-11-29T05:00:04Z"),
+    ] {
+        let lease = json!({"owner": "from-stream-sink-0", "counter": 3,
+            "millisBehindLatest": behind, "lastFlushTime": flushed});
+        s3.put_object()
+            .bucket(&bucket)
+            .key(format!("{prefix}{shard}.json"))
+            .body(lease.to_string().into_bytes().into())
+            .send()
+            .await
+            .expect("a lease written");
+    }
+    let status = eventually(WAIT, "the progress from the leases", || async {
+        let status = sinks.get("from-stream").await.ok()?.status?;
+        status.millis_behind_latest.is_some().then_some(status)
+    })
+    .await;
+    assert_eq!(status.millis_behind_latest, Some(2_500));
+    assert_eq!(
+        status.last_flush_time.map(|t| t.0.to_string()).as_deref(),
+        Some("2026-11-29T05:00:04Z")
+    );
+    assert_eq!(status.lag, None);
     drop(stop);
 }
 

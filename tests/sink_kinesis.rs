@@ -1,7 +1,10 @@
 //! The sink worker's Kinesis source against LocalStack Kinesis and S3: every record lands in
 //! exactly one object, across a 2→4 reshard (children read after their parents, so each
 //! partition key keeps its order in the lake) and across a worker dropped mid-stream and
-//! restarted (it resumes from the lake alone).
+//! restarted (it resumes from the lake alone); and two worker processes sharing the shards
+//! through leases, one killed with SIGKILL mid-stream and its shards taken over by the other
+//! within the lease duration, then restarted and given its share back — every record still
+//! exactly once.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,9 +13,12 @@ use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ScalingType, StreamStatus};
 use serde_json::{Value, json};
-use tributary_tests::{aws_config, eventually, s3_objects, spawn_sink, unique_name};
-use tributary_workers::sink::config::SinkWorkerConfig;
+use tributary_tests::{
+    KillOnDrop, aws_config, eventually, s3_objects, spawn_sink, tributary_binary, unique_name,
+};
+use tributary_workers::sink::config::{ENV_CONFIG, ENV_WORKER_ID, SinkWorkerConfig};
 use tributary_workers::sink::kinesis_keys::{ParsedShardKey, SequenceNumber};
+use tributary_workers::sink::kinesis_leases::Lease;
 
 const KEYS: i64 = 12;
 
@@ -325,6 +331,151 @@ async fn a_transform_writes_its_result_with_the_kinesis_metadata() {
     }
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0]["partitionKey"], "bad");
+
+    kinesis
+        .delete_stream()
+        .stream_name(&stream)
+        .send()
+        .await
+        .expect("stream deleted");
+}
+
+/// A sink worker process named `worker` among the Sink's workers, as in a pod.
+fn start_worker(config: &SinkWorkerConfig, worker: &str) -> KillOnDrop {
+    let child = std::process::Command::new(tributary_binary())
+        .args(["worker", "sink", "--http-addr", "127.0.0.1:0"])
+        .env(ENV_CONFIG, config.to_json())
+        .env(ENV_WORKER_ID, worker)
+        .env(
+            "RUST_LOG",
+            std::env::var("WORKER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .spawn()
+        .expect("the worker starts");
+    KillOnDrop(child)
+}
+
+/// The shard leases in the bucket: shard id → lease.
+async fn leases(s3: &aws_sdk_s3::Client, bucket: &str) -> BTreeMap<String, Lease> {
+    s3_objects(s3, bucket, "_tributary/leases/")
+        .await
+        .into_iter()
+        .filter_map(|(key, body)| {
+            let shard = key.split_once("/shards/")?.1.strip_suffix(".json")?;
+            let lease: Lease = serde_json::from_slice(&body).expect("a lease");
+            Some((shard.to_owned(), lease))
+        })
+        .collect()
+}
+
+/// How many shards each worker holds, by the leases.
+fn owners(leases: &BTreeMap<String, Lease>) -> BTreeMap<String, usize> {
+    let mut owners = BTreeMap::new();
+    for lease in leases.values().filter(|lease| !lease.finished) {
+        *owners.entry(lease.owner.clone()).or_default() += 1;
+    }
+    owners
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_share_the_shards_and_take_over_a_killed_ones() {
+    let config_aws = aws_config().await;
+    let kinesis = tributary_workers::connect::kinesis(&config_aws);
+    let s3 = tributary_workers::connect::s3(&config_aws);
+    let stream = unique_name("sink-leases");
+    let bucket = unique_name("leases");
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket created");
+    kinesis
+        .create_stream()
+        .stream_name(&stream)
+        .shard_count(4)
+        .send()
+        .await
+        .expect("stream created");
+    active(&kinesis, &stream).await;
+    let duration = Duration::from_secs(3);
+    let mut config = config(&stream, &bucket);
+    config.kinesis.as_mut().expect("a Kinesis source").leases = Some(
+        serde_json::from_value(json!({
+            "url": format!("s3://{bucket}/_tributary/leases/test/{stream}"),
+            "durationMs": duration.as_millis() as u64,
+        }))
+        .expect("lease settings"),
+    );
+
+    // Two workers share the four shards, two each.
+    put(&kinesis, &stream, 0..200).await;
+    let mut a = start_worker(&config, "worker-a");
+    let b = start_worker(&config, "worker-b");
+    let balanced = |owners: &BTreeMap<String, usize>| {
+        owners.get("worker-a") == Some(&2) && owners.get("worker-b") == Some(&2)
+    };
+    eventually(60, "two shards each", || async {
+        balanced(&owners(&leases(&s3, &bucket).await)).then_some(())
+    })
+    .await;
+    expect_exactly_once_in_order(&s3, &bucket, 200).await;
+
+    // Kill a mid-stream while records keep coming: b takes its shards over once their
+    // leases have stood still for the lease duration, and reads on from the lake.
+    let producer = {
+        let (kinesis, stream) = (kinesis.clone(), stream.clone());
+        tokio::spawn(async move {
+            for start in (200..1200).step_by(50) {
+                put(&kinesis, &stream, start..start + 50).await;
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    a.kill().expect("SIGKILL");
+    a.wait().expect("reaped");
+    let killed = std::time::Instant::now();
+    eventually(60, "b to hold every shard", || async {
+        (owners(&leases(&s3, &bucket).await).get("worker-b") == Some(&4)).then_some(())
+    })
+    .await;
+    let takeover = killed.elapsed();
+    println!("takeover {takeover:?} after SIGKILL, lease duration {duration:?}");
+    // Expiry is measured on b's clock from when it first saw a's last renewal: at most one
+    // round (a fifth of the duration) after it, and b acts at its next round.
+    assert!(
+        takeover <= duration + duration * 2 / 5 + Duration::from_secs(1),
+        "took {takeover:?}"
+    );
+    producer.await.expect("produced");
+    expect_exactly_once_in_order(&s3, &bucket, 1200).await;
+
+    // a comes back under the same name (a restarted container): b hands two shards back.
+    let mut a = start_worker(&config, "worker-a");
+    eventually(60, "two shards each again", || async {
+        balanced(&owners(&leases(&s3, &bucket).await)).then_some(())
+    })
+    .await;
+    put(&kinesis, &stream, 1200..1400).await;
+    expect_exactly_once_in_order(&s3, &bucket, 1400).await;
+
+    // A clean stop hands the leases back.
+    for worker in [&mut a, &mut { b }] {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &worker.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let exit = worker.wait().expect("the worker exits");
+        assert!(exit.success(), "{exit}");
+    }
+    let released = leases(&s3, &bucket).await;
+    assert_eq!(released.len(), 4);
+    assert!(
+        released.values().all(|lease| lease.owner.is_empty()),
+        "{released:?}"
+    );
+    expect_exactly_once_in_order(&s3, &bucket, 1400).await;
 
     kinesis
         .delete_stream()

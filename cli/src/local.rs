@@ -690,7 +690,11 @@ async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::Resul
             let result = worker
                 .run(
                     move |var| {
-                        if var == tributary_workers::sink::config::ENV_GROUP_INSTANCE_ID {
+                        // As a pod's name: the Kafka group member, and the owner of the
+                        // Kinesis shard leases, so a restart takes them back at once.
+                        if var == tributary_workers::sink::config::ENV_GROUP_INSTANCE_ID
+                            || var == tributary_workers::sink::config::ENV_WORKER_ID
+                        {
                             Some(instance.clone())
                         } else {
                             std::env::var(var).ok()

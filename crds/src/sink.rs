@@ -66,8 +66,9 @@ pub struct SinkSpec {
     /// What a bad record does to the sink.
     #[serde(default)]
     pub errors: SinkErrors,
-    /// Worker replicas. Kafka partitions are spread over them. A Stream source runs one worker
-    /// until shard leases land: more is refused (`ParallelismNotSupported`).
+    /// Worker replicas. Kafka partitions are spread over them; a Stream's shards are shared
+    /// through leases kept in the destination bucket, so a Stream source with more than one
+    /// worker needs an `s3://` destination (`ParallelismNotSupported` otherwise).
     #[serde(default = "default_parallelism")]
     #[schemars(range(min = 1, max = 1000))]
     pub parallelism: i32,
@@ -324,6 +325,11 @@ pub struct SinkStatus {
     /// When the workers last wrote an object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_flush_time: Option<Time>,
+    /// A Stream source: how far the furthest-behind shard's reading is from the shard's tip,
+    /// in milliseconds, as its worker last wrote in the shard's lease (Kinesis's
+    /// `MillisBehindLatest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub millis_behind_latest: Option<i64>,
     /// Records written since the Sink was created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records_written: Option<i64>,

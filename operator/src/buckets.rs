@@ -9,6 +9,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use tributary_workers::connect;
+use tributary_workers::sink::kinesis_leases::Lease;
 
 /// What went wrong talking to S3.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,15 @@ pub trait Buckets: Send + Sync {
         bucket: &str,
         create: bool,
     ) -> Result<BucketState, BucketError>;
+
+    /// The shard leases of a Stream-source Sink: every `*.json` object under `prefix` of
+    /// `bucket` that parses as a [`Lease`] (the others are skipped with a warning).
+    async fn shard_leases(
+        &self,
+        region: Option<&str>,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<Lease>, BucketError>;
 }
 
 /// The real implementation, on aws-sdk-s3, with one client per region built on first use.
@@ -137,5 +147,50 @@ impl Buckets for S3Buckets {
             }
             Err(e) => Err(error("CreateBucket", bucket, e)),
         }
+    }
+
+    async fn shard_leases(
+        &self,
+        region: Option<&str>,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<Lease>, BucketError> {
+        let client = self.client(region).await;
+        let mut keys = Vec::new();
+        let mut pages = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| error("ListObjectsV2", bucket, e))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|object| object.key())
+                    .filter(|key| key.ends_with(".json"))
+                    .map(str::to_owned),
+            );
+        }
+        let mut leases = Vec::with_capacity(keys.len());
+        for key in keys {
+            let object = match client.get_object().bucket(bucket).key(&key).send().await {
+                Ok(object) => object,
+                // Gone between the listing and the read.
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => continue,
+                Err(e) => return Err(error("GetObject", bucket, e)),
+            };
+            let bytes = object.body.collect().await.map_err(|e| BucketError {
+                operation: "GetObject",
+                bucket: bucket.into(),
+                message: e.to_string(),
+            })?;
+            match serde_json::from_slice::<Lease>(&bytes.into_bytes()) {
+                Ok(lease) => leases.push(lease),
+                Err(e) => tracing::warn!(bucket, key, error = %e, "not a shard lease"),
+            }
+        }
+        Ok(leases)
     }
 }

@@ -1487,6 +1487,10 @@ struct BucketsState {
     buckets: std::collections::BTreeSet<String>,
     failing: bool,
     calls: Vec<(String, bool)>,
+    leases: std::collections::BTreeMap<
+        (String, String),
+        Vec<tributary_workers::sink::kinesis_leases::Lease>,
+    >,
 }
 
 /// S3 buckets in memory: records every `ensure_bucket` as (bucket, create), and fails them all
@@ -1498,6 +1502,19 @@ impl FakeBuckets {
     /// With `bucket` existing.
     pub fn with_bucket(self, bucket: &str) -> Self {
         self.state().buckets.insert(bucket.into());
+        self
+    }
+
+    /// With `leases` under `prefix` of `bucket`.
+    pub fn with_leases(
+        self,
+        bucket: &str,
+        prefix: &str,
+        leases: Vec<tributary_workers::sink::kinesis_leases::Lease>,
+    ) -> Self {
+        self.state()
+            .leases
+            .insert((bucket.into(), prefix.into()), leases);
         self
     }
 
@@ -1547,6 +1564,27 @@ impl Buckets for FakeBuckets {
         } else {
             BucketState::Missing
         })
+    }
+
+    async fn shard_leases(
+        &self,
+        _region: Option<&str>,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<tributary_workers::sink::kinesis_leases::Lease>, BucketError> {
+        let state = self.state();
+        if state.failing {
+            return Err(BucketError {
+                operation: "ListObjectsV2",
+                bucket: bucket.into(),
+                message: "ServiceUnavailable: try again".into(),
+            });
+        }
+        Ok(state
+            .leases
+            .get(&(bucket.to_owned(), prefix.to_owned()))
+            .cloned()
+            .unwrap_or_default())
     }
 }
 

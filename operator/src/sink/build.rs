@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tributary_crds::Sink;
 use tributary_workers::connect::AwsOptions;
-use tributary_workers::sink::config::{ENV_CONFIG, ENV_GROUP_INSTANCE_ID};
+use tributary_workers::sink::config::{ENV_CONFIG, ENV_GROUP_INSTANCE_ID, ENV_WORKER_ID};
 
 use super::resolve::Resolved;
 use crate::context::Workers;
@@ -123,15 +123,19 @@ pub fn build(
         "name": ENV_CONFIG,
         "valueFrom": {"configMapKeyRef": {"name": name, "key": CONFIG_KEY}},
     })];
-    if resolved.config.kinesis.is_none() {
-        // Static group membership by pod name (decision 0012): a restarted container takes
-        // its partitions back without rebalancing the other workers. A Stream source has no
-        // consumer group.
-        env.push(json!({
-            "name": ENV_GROUP_INSTANCE_ID,
-            "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
-        }));
-    }
+    // Kafka: static group membership by pod name (decision 0012), so a restarted container
+    // takes its partitions back without rebalancing the other workers. Kinesis: the owner
+    // written in the shard leases (decision 0042), so a restarted container takes its own
+    // leases back at once.
+    let identity = if resolved.config.kinesis.is_none() {
+        ENV_GROUP_INSTANCE_ID
+    } else {
+        ENV_WORKER_ID
+    };
+    env.push(json!({
+        "name": identity,
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+    }));
     env.extend(worker_pod::aws_env(
         sink.spec.destination.region.as_ref(),
         aws,
@@ -184,7 +188,9 @@ pub fn build(
 mod tests {
     use k8s_openapi::api::core::v1::{Container, EnvVar};
     use tributary_crds::{KafkaCluster, Stream, Topic};
-    use tributary_workers::sink::config::{KafkaEndpoint, KinesisSource, SinkWorkerConfig};
+    use tributary_workers::sink::config::{
+        KafkaEndpoint, KinesisSource, LeaseSettings, SinkWorkerConfig,
+    };
 
     use super::*;
     use crate::sink::resolve::{ResolveError, resolve, resolve_stream};
@@ -681,6 +687,7 @@ spec: {streamName: pinterest-pin, region: eu-west-1, mode: Provisioned, shardCou
             Some(KinesisSource {
                 stream_name: "pinterest-pin".into(),
                 region: Some("eu-west-1".into()),
+                leases: LeaseSettings::for_sink(&sink.spec.destination.url, "demo/raw-orders"),
             })
         );
         assert_eq!(config.source_name(), "pinterest-pin");
@@ -690,7 +697,11 @@ spec: {streamName: pinterest-pin, region: eu-west-1, mode: Provisioned, shardCou
         );
         assert_eq!(config.kafka, KafkaEndpoint::default());
         let names: Vec<String> = env(&desired).into_iter().map(|e| e.name).collect();
-        assert_eq!(names, ["TRIBUTARY_SINK_CONFIG"], "no Kafka variables");
+        assert_eq!(
+            names,
+            [ENV_CONFIG, ENV_WORKER_ID],
+            "no Kafka variables; the lease owner"
+        );
 
         // Without a region of its own, the stream is where the operator created it.
         let mut anywhere = pin_stream();
@@ -705,18 +716,52 @@ spec: {streamName: pinterest-pin, region: eu-west-1, mode: Provisioned, shardCou
     }
 
     #[test]
-    fn a_stream_source_runs_one_worker_from_the_oldest_record() {
+    fn stream_workers_share_shards_through_leases_in_the_destination_bucket() {
         let mut stream = stream_sink();
         stream.spec.parallelism = 2;
+        let destination = validate(&stream).expect("several workers on S3");
+        let resolved = resolve_stream(&stream, &pin_stream(), &destination, None);
+        let leases = resolved.config.kinesis.and_then(|k| k.leases);
+        assert_eq!(
+            leases.map(|l| (l.url, l.duration_ms)),
+            Some((
+                format!(
+                    "s3://{}/_tributary/leases/demo/{}",
+                    destination.bucket.as_deref().expect("a bucket"),
+                    stream.name_any()
+                ),
+                10_000
+            ))
+        );
+        // Each pod is a lease owner named after itself.
+        let desired = build(
+            &stream,
+            &resolve_stream(&stream, &pin_stream(), &destination, None),
+            IMAGE,
+            &workers(),
+            &AwsOptions::default(),
+        );
+        let owner = env(&desired)
+            .into_iter()
+            .find(|e| e.name == ENV_WORKER_ID)
+            .and_then(|e| e.value_from)
+            .and_then(|from| from.field_ref)
+            .map(|field| field.field_path);
+        assert_eq!(owner.as_deref(), Some("metadata.name"));
+
+        stream.spec.destination.url = "file:///lake/raw".into();
         let error = validate(&stream).unwrap_err();
-        assert!(matches!(error, SpecError::StreamParallelism(2)));
+        assert!(matches!(error, SpecError::StreamParallelism(2, _)));
         assert_eq!(error.reason(), "ParallelismNotSupported");
         let message = error.to_string();
         assert!(
-            message.contains("until shard leases land") && message.contains("parallelism: 1"),
+            message.contains("s3:// destination") && message.contains("parallelism: 1"),
             "{message}"
         );
+    }
 
+    #[test]
+    fn a_stream_source_starts_from_the_oldest_record() {
         let mut latest = stream_sink();
         latest.spec.source.start_from = tributary_crds::sink::StartPosition::Latest;
         let error = validate(&latest).unwrap_err();

@@ -3,7 +3,8 @@
 //! ConfigMap and the Deployment (pure) → apply both → status from the applied Deployment, from
 //! its pods (a worker's termination message says why it stopped) and, for a Topic, from the
 //! consumer group's committed offsets in Kafka (lag and last flush, see decision 0011). A
-//! Stream source has no consumer group: its lag and last flush stay unset (decision 0042).
+//! Stream source has no consumer group: how far behind its workers are and when they last
+//! flushed come from the shard leases they keep in the destination bucket (decision 0042).
 
 pub mod build;
 pub mod resolve;
@@ -183,10 +184,12 @@ async fn apply(sink: &Sink, ctx: &Context) -> Result<Action, Error> {
                 Some(cluster) => read_lag(ctx, cluster, &applied.config).await,
                 None => None,
             };
+            let stream = read_stream_progress(sink, ctx, &applied.config).await;
             let [ready, progressing, degraded] = workers.conditions;
             let outcome = Outcome {
                 workers: Some((workers.replicas, workers.ready_replicas)),
                 lag,
+                stream,
                 more: vec![progressing, degraded],
                 ..Outcome::new(ready)
             };
@@ -378,6 +381,39 @@ async fn list_workers(sink: &Sink, ctx: &Context) -> Vec<Pod> {
         .unwrap_or_default()
 }
 
+/// How far a Stream source's workers are, from their shard leases: the largest
+/// `MillisBehindLatest` of the shards not finished, and the latest flush. `None` for a Topic
+/// source, without leases, or when they cannot be read now (a reading never fails a reconcile).
+async fn read_stream_progress(
+    sink: &Sink,
+    ctx: &Context,
+    config: &SinkWorkerConfig,
+) -> Option<StreamProgress> {
+    let kinesis = config.kinesis.as_ref()?;
+    let (bucket, prefix) = kinesis
+        .leases
+        .as_ref()?
+        .shards_location(&kinesis.stream_name)?;
+    let leases = ctx
+        .buckets
+        .shard_leases(sink.spec.destination.region.as_deref(), &bucket, &prefix)
+        .await
+        .inspect_err(|error| tracing::warn!(%error, "cannot read the shard leases"))
+        .ok()?;
+    Some(StreamProgress {
+        millis_behind: leases
+            .iter()
+            .filter(|lease| !lease.finished)
+            .filter_map(|lease| lease.millis_behind_latest)
+            .max(),
+        last_flush: leases
+            .iter()
+            .filter_map(|lease| lease.last_flush_time.as_deref())
+            .filter_map(|time| time.parse::<Timestamp>().ok())
+            .max(),
+    })
+}
+
 /// The consumer group's lag, read from Kafka; `None` when it cannot be read now (the status
 /// keeps what it had: a lag reading never fails a reconcile).
 async fn read_lag(
@@ -463,6 +499,16 @@ struct Outcome {
     workers: Option<(i32, i32)>,
     /// `None` keeps what status has.
     lag: Option<GroupLag>,
+    /// A Stream source's progress; `None` keeps what status has.
+    stream: Option<StreamProgress>,
+}
+
+/// Where a Stream source's workers are, from their shard leases.
+struct StreamProgress {
+    /// The largest `MillisBehindLatest` of the shards being read.
+    millis_behind: Option<i64>,
+    /// The latest flush of any shard.
+    last_flush: Option<Timestamp>,
 }
 
 impl Outcome {
@@ -472,6 +518,7 @@ impl Outcome {
             more: Vec::new(),
             workers: None,
             lag: None,
+            stream: None,
         }
     }
 }
@@ -500,9 +547,15 @@ async fn write_status(sink: &Sink, ctx: &Context, outcome: Outcome) -> Result<()
         // look like a change at every reconcile.
         last_flush_time: lag
             .and_then(|l| l.last_commit_time)
+            .or(outcome.stream.as_ref().and_then(|s| s.last_flush))
             .and_then(|t| Timestamp::from_second(t.as_second()).ok())
             .map(Time)
             .or(previous.last_flush_time),
+        millis_behind_latest: outcome
+            .stream
+            .as_ref()
+            .and_then(|s| s.millis_behind)
+            .or(previous.millis_behind_latest),
         records_written: previous.records_written,
         dead_letters: previous.dead_letters,
     };

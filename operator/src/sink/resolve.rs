@@ -7,7 +7,7 @@ use tributary_crds::kafka_cluster::SaslMechanism;
 use tributary_crds::{KafkaCluster, SecretKeyRef, Sink, Stream, Topic};
 use tributary_workers::sink::config::{
     ENV_KAFKA_CA_PEM, ENV_SASL_PASSWORD, ENV_SASL_USERNAME, KafkaEndpoint, KinesisSource,
-    SinkWorkerConfig,
+    LeaseSettings, SinkWorkerConfig,
 };
 
 use super::validate::Destination;
@@ -193,6 +193,14 @@ pub fn resolve_stream(
                 .region
                 .clone()
                 .or_else(|| default_region.map(str::to_owned)),
+            leases: LeaseSettings::for_sink(
+                &sink.spec.destination.url,
+                &format!(
+                    "{}/{}",
+                    sink.namespace().unwrap_or_default(),
+                    sink.name_any()
+                ),
+            ),
         }),
         ..common_config(sink, destination)
     };

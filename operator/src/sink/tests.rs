@@ -437,8 +437,23 @@ fn stream_sink() -> Sink {
     sink
 }
 
+fn lease(
+    owner: &str,
+    finished: bool,
+    millis_behind: i64,
+    flushed: &str,
+) -> tributary_workers::sink::kinesis_leases::Lease {
+    tributary_workers::sink::kinesis_leases::Lease {
+        owner: owner.into(),
+        counter: 7,
+        finished,
+        millis_behind_latest: Some(millis_behind),
+        last_flush_time: Some(flushed.into()),
+    }
+}
+
 #[tokio::test]
-async fn a_stream_source_runs_one_worker_on_the_kinesis_stream_without_kafka() {
+async fn a_stream_source_runs_its_workers_on_the_kinesis_stream_without_kafka() {
     let kafka = FakeKafka::default();
     let sink = stream_sink();
     let config_map = ApiCall::apply::<ConfigMap>("demo", "raw-orders-sink", FIELD_MANAGER)
@@ -464,7 +479,11 @@ async fn a_stream_source_runs_one_worker_on_the_kinesis_stream_without_kafka() {
                 .iter()
                 .filter_map(|e| e["name"].as_str())
                 .collect();
-            assert_eq!(names, ["TRIBUTARY_SINK_CONFIG"], "no Kafka variables");
+            assert_eq!(
+                names,
+                ["TRIBUTARY_SINK_CONFIG", "TRIBUTARY_WORKER_ID"],
+                "no Kafka variables; the lease owner"
+            );
         })
         .answering_status(
             "{observedGeneration: 1, replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1}",
@@ -473,7 +492,20 @@ async fn a_stream_source_runs_one_worker_on_the_kinesis_stream_without_kafka() {
     let action = reconcile_with(
         &sink,
         &kafka,
-        &FakeBuckets::default().with_bucket("lake"),
+        &FakeBuckets::default().with_bucket("lake").with_leases(
+            "lake",
+            "_tributary/leases/demo/raw-orders/pinterest-pin/shards/",
+            vec![
+                lease(
+                    "raw-orders-sink-0",
+                    false,
+                    1_500,
+                    "2026-11-29T05:00:01.250Z",
+                ),
+                lease("raw-orders-sink-0", true, 0, "2026-11-29T05:00:03Z"),
+                lease("raw-orders-sink-1", false, 4_200, "2026-11-29T04:59:00Z"),
+            ],
+        ),
         Scenario::calls([
             ApiCall::get(&pin_stream()),
             config_map,
@@ -483,10 +515,10 @@ async fn a_stream_source_runs_one_worker_on_the_kinesis_stream_without_kafka() {
             ApiCall::apply_status(&sink, FIELD_MANAGER, true, "Running").with_status(|s| {
                 assert_eq!(s["source"], "stream/pin-stream");
                 assert_eq!(s["readyReplicas"], 1);
-                assert!(
-                    s.get("lag").is_none() && s.get("lastFlushTime").is_none(),
-                    "no consumer group to read them from: {s}"
-                );
+                assert!(s.get("lag").is_none(), "no consumer group: {s}");
+                // From the shard leases: the furthest behind, and the latest flush.
+                assert_eq!(s["millisBehindLatest"], 4_200);
+                assert_eq!(s["lastFlushTime"], "2026-11-29T05:00:03Z");
             }),
         ]),
     )
@@ -498,9 +530,10 @@ async fn a_stream_source_runs_one_worker_on_the_kinesis_stream_without_kafka() {
 }
 
 #[tokio::test]
-async fn a_stream_source_with_several_workers_is_refused_until_leases_land() {
+async fn a_stream_source_with_several_workers_writing_to_a_directory_is_refused() {
     let mut sink = stream_sink();
     sink.spec.parallelism = 3;
+    sink.spec.destination.url = "file:///lake/raw".into();
     let buckets = FakeBuckets::default();
 
     let action = reconcile_with(
@@ -513,8 +546,9 @@ async fn a_stream_source_with_several_workers_is_refused_until_leases_land() {
                 .with_status(|s| {
                     assert_eq!(
                         message(s),
-                        "spec.parallelism: 3; Stream sources run one worker until shard leases \
-                         land (every worker would read every shard); set parallelism: 1"
+                        "spec.parallelism: 3; several workers share a Stream's shards through \
+                         leases kept in the destination's S3 bucket, and file:///lake/raw is not \
+                         in S3; set parallelism: 1 or write to an s3:// destination"
                     );
                     assert_eq!(s["source"], "stream/pin-stream");
                 }),

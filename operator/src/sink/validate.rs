@@ -18,13 +18,14 @@ const MAX_NAME: usize = 63;
 /// A spec the controller cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    /// A Stream source with more than one worker: until shard leases land (decision 0042),
-    /// every worker would read every shard.
+    /// A Stream source with more than one worker writing to a directory: the workers share
+    /// the shards through leases that need S3's conditional writes (decision 0042).
     #[error(
-        "spec.parallelism: {0}; Stream sources run one worker until shard leases land \
-         (every worker would read every shard); set parallelism: 1"
+        "spec.parallelism: {0}; several workers share a Stream's shards through leases kept \
+         in the destination's S3 bucket, and {1} is not in S3; set parallelism: 1 or write \
+         to an s3:// destination"
     )]
-    StreamParallelism(i32),
+    StreamParallelism(i32, String),
     /// A Stream source told to start at `Latest`: the lake is its only checkpoint, so a
     /// restarted worker could not tell where `Latest` was.
     #[error(
@@ -66,7 +67,7 @@ impl SpecError {
     /// The `Ready` condition's reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            SpecError::StreamParallelism(_) => "ParallelismNotSupported",
+            SpecError::StreamParallelism(..) => "ParallelismNotSupported",
             SpecError::Transform(error) => error.reason(),
             _ => "InvalidSpec",
         }
@@ -95,8 +96,12 @@ pub fn validate(sink: &Sink) -> Result<Destination, SpecError> {
     }
     let source = source_kind(sink);
     if source == SourceKind::Kinesis {
-        if sink.spec.parallelism > 1 {
-            return Err(SpecError::StreamParallelism(sink.spec.parallelism));
+        let url = &sink.spec.destination.url;
+        if sink.spec.parallelism > 1 && !url.starts_with("s3://") {
+            return Err(SpecError::StreamParallelism(
+                sink.spec.parallelism,
+                url.clone(),
+            ));
         }
         if sink.spec.source.start_from == StartPosition::Latest {
             return Err(SpecError::StreamStartFromLatest);

@@ -27,6 +27,9 @@ pub const ENV_KAFKA_CA_PEM: &str = "TRIBUTARY_KAFKA_CA_PEM";
 /// The environment variable holding the worker's static group membership id (the pod's
 /// name): a restarted container takes its partitions back at once, without a rebalance.
 pub const ENV_GROUP_INSTANCE_ID: &str = "TRIBUTARY_GROUP_INSTANCE_ID";
+/// The environment variable naming this worker among the replicas of a Sink (the pod's name):
+/// the owner written in the Kinesis shard leases it holds. Absent: `<hostname>-<pid>`.
+pub const ENV_WORKER_ID: &str = "TRIBUTARY_WORKER_ID";
 
 /// Everything a sink worker needs besides secrets.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -82,6 +85,53 @@ pub struct KinesisSource {
     /// The stream's region; absent: the SDK's default chain (`AWS_REGION`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Share the shards with the Sink's other workers through leases (decision 0042); absent:
+    /// this worker reads every shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leases: Option<LeaseSettings>,
+}
+
+/// Where and how the workers of a Sink lease a stream's shards.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LeaseSettings {
+    /// The lease objects' location, `s3://bucket/prefix` (the stream's name is appended).
+    pub url: String,
+    /// How long a lease lasts without renewal, in milliseconds: a dead worker's shards are
+    /// taken over within it.
+    #[serde(default = "default_lease_duration_ms")]
+    pub duration_ms: u64,
+}
+
+fn default_lease_duration_ms() -> u64 {
+    10_000
+}
+
+impl LeaseSettings {
+    /// The lease location of the Sink `namespace/name` writing to `destination`
+    /// (`s3://bucket/...`): `s3://bucket/_tributary/leases/<namespace>/<name>`, outside
+    /// every table's prefix unless a table sits at the bucket's root.
+    pub fn for_sink(destination: &str, sink: &str) -> Option<Self> {
+        let url = url::Url::parse(destination).ok()?;
+        let bucket = url.host_str().filter(|bucket| !bucket.is_empty())?;
+        (url.scheme() == "s3").then(|| Self {
+            url: format!("s3://{bucket}/_tributary/leases/{sink}"),
+            duration_ms: default_lease_duration_ms(),
+        })
+    }
+
+    /// The bucket and the key prefix of the shard leases of `stream` (ending in `/`).
+    pub fn shards_location(&self, stream: &str) -> Option<(String, String)> {
+        let url = url::Url::parse(&self.url).ok()?;
+        let bucket = url.host_str().filter(|bucket| !bucket.is_empty())?;
+        let prefix = url.path().trim_matches('/');
+        let prefix = if prefix.is_empty() {
+            format!("{stream}/shards/")
+        } else {
+            format!("{prefix}/{stream}/shards/")
+        };
+        Some((bucket.to_owned(), prefix))
+    }
 }
 
 /// The brokers of the Sink's KafkaCluster, without secrets.

@@ -8,9 +8,10 @@
 //! finished — read to `SHARD_END` — so a partition key's records are read in order across
 //! splits and merges ([`readable_shards`]); the listing is refreshed every
 //! [`LISTING_INTERVAL`] and at once when a shard ends, which is when its children become
-//! readable. Which readable shards this process reads is a [`ShardAssigner`]'s decision: one
-//! replica reads them all ([`AllShards`]); the lease manager of the next increment will hand out
-//! the shards whose leases it holds.
+//! readable. Without leases this process reads every readable shard; with them
+//! ([`super::kinesis_leases`]) it reads the shards whose leases it holds, sharing the stream
+//! with the Sink's other workers, and a shard ends with its lease marked finished once its last
+//! flush is in the lake — which is what lets any worker start its children.
 //!
 //! # Reading
 //!
@@ -50,6 +51,7 @@ use tributary_crds::sink::{ErrorTolerance, StartPosition};
 use super::batch::{Batch, Batcher, Payload, Record, Trigger};
 use super::config::KinesisSource;
 use super::kinesis_keys::{SequenceNumber, ShardKeyError, StreamShard, newest_for_shard};
+use super::kinesis_leases::{LeaseError, Leases};
 use super::pipeline::{Done, FlushJob, InFlight, Uploads};
 use super::store::{LakeLocation, encode_json_lines, list_keys};
 use super::transform::Metadata;
@@ -85,6 +87,9 @@ pub enum KinesisError {
     /// A name, sequence number or key does not fit.
     #[error(transparent)]
     Key(#[from] ShardKeyError),
+    /// The shard leases cannot be read or written.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
     /// `startFrom: Latest`, which this source does not offer yet.
     #[error(
         "startFrom Latest is not supported for a Kinesis source: a shard without objects starts at TRIM_HORIZON"
@@ -144,22 +149,6 @@ pub fn readable_shards(shards: &[ShardLineage], finished: &BTreeSet<String>) -> 
         })
         .map(|shard| shard.id.clone())
         .collect()
-}
-
-/// Decides which readable shards this process reads.
-pub trait ShardAssigner: Send {
-    /// The shards of `readable` to read now; a shard once handed out is read to its end.
-    fn assign(&mut self, readable: &[String]) -> Vec<String>;
-}
-
-/// One replica reads every readable shard.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct AllShards;
-
-impl ShardAssigner for AllShards {
-    fn assign(&mut self, readable: &[String]) -> Vec<String> {
-        readable.to_vec()
-    }
 }
 
 /// When a shard's next `GetRecords` call may go out, within Kinesis's per-shard limits.
@@ -265,6 +254,8 @@ struct Reader {
     pacer: Pacer,
     next_poll: Instant,
     polling: bool,
+    /// `MillisBehindLatest` of the last `GetRecords`.
+    millis_behind: Option<i64>,
 }
 
 /// What one poll of a shard brought.
@@ -290,12 +281,18 @@ struct Runner {
     lake: LakeLocation,
     uploads: Uploads,
     batcher: Batcher<ShardEntry>,
-    assigner: Box<dyn ShardAssigner>,
+    /// The shard leases shared with the Sink's other workers; absent: read every shard.
+    leases: Option<Leases>,
+    next_lease_round: Instant,
     lineage: Vec<ShardLineage>,
     finished: BTreeSet<String>,
-    /// Every shard this process started, by its batcher partition number.
+    /// Every shard this process reads, by its batcher partition number: a new number each
+    /// time a shard is started, so nothing of an earlier reading of it is mistaken for it.
     indices: BTreeMap<String, i32>,
+    next_index: i32,
     names: BTreeMap<i32, StreamShard>,
+    /// When each shard's last flush finished (RFC 3339).
+    last_flush: BTreeMap<i32, String>,
     readers: BTreeMap<i32, Reader>,
     /// The range of each shard's flush in flight, for the error if it fails.
     flushing: BTreeMap<i32, (SequenceNumber, SequenceNumber)>,
@@ -306,6 +303,7 @@ struct Runner {
 pub(super) async fn run(
     sink: Sink,
     source: KinesisSource,
+    worker_id: Option<String>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
     if sink.config.start_from == StartPosition::Latest {
@@ -324,10 +322,29 @@ pub(super) async fn run(
         endpoint_url: None,
     };
     let client = kinesis(&aws_config(&options).await);
+    let leases = match &source.leases {
+        Some(settings) => {
+            let me = worker_id
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(default_worker_id);
+            Some(
+                Leases::open(
+                    &settings.url,
+                    &source.stream_name,
+                    &me,
+                    Duration::from_millis(settings.duration_ms.max(1_000)),
+                )
+                .map_err(KinesisError::from)?,
+            )
+        }
+        None => None,
+    };
     tracing::info!(
         sink = %sink.config.sink,
         stream = %source.stream_name,
         destination = %sink.config.destination.url,
+        worker = leases.as_ref().map(Leases::me),
+        leases = source.leases.as_ref().map(|settings| settings.url.as_str()),
         "sink worker started on a Kinesis stream"
     );
     let mut runner = Runner {
@@ -337,11 +354,14 @@ pub(super) async fn run(
         stream: source.stream_name,
         lake,
         uploads,
-        assigner: Box::new(AllShards),
+        leases,
+        next_lease_round: Instant::now(),
         lineage: Vec::new(),
         finished: BTreeSet::new(),
         indices: BTreeMap::new(),
+        next_index: 0,
         names: BTreeMap::new(),
+        last_flush: BTreeMap::new(),
         readers: BTreeMap::new(),
         flushing: BTreeMap::new(),
         next_listing: Instant::now(),
@@ -359,6 +379,9 @@ impl Runner {
             if now >= self.next_listing {
                 self.refresh_shards().await?;
             }
+            if self.leases.is_some() && now >= self.next_lease_round {
+                self.lease_round().await?;
+            }
             for (&index, reader) in &mut self.readers {
                 if !reader.polling && reader.next_poll <= now {
                     reader.polling = true;
@@ -368,6 +391,7 @@ impl Runner {
             let wake = [
                 self.batcher.next_deadline(),
                 Some(self.next_listing),
+                self.leases.as_ref().map(|_| self.next_lease_round),
                 self.readers
                     .values()
                     .filter(|reader| !reader.polling)
@@ -399,32 +423,122 @@ impl Runner {
         Ok(())
     }
 
-    /// Flush every buffer and wait for the uploads. A range being recovered is not written:
-    /// its objects are still in the lake, and a partial rewrite would lose records.
+    /// Flush every buffer and wait for the uploads, then hand the leases back. A range being
+    /// recovered is not written: its objects are still in the lake, and a partial rewrite
+    /// would lose records.
     async fn drain(&mut self) -> Result<(), WorkerError> {
         for batch in self.batcher.drain_all() {
             self.flush_batch(batch).await?;
         }
-        self.wait_until(InFlight::is_empty).await
+        self.wait_until(InFlight::is_empty).await?;
+        if let Some(leases) = self.leases.as_mut() {
+            for shard in leases.held() {
+                leases.release(&shard).await.map_err(KinesisError::from)?;
+            }
+            leases.leave().await.map_err(KinesisError::from)?;
+        }
+        Ok(())
     }
 
-    /// List the shards and start reading those that became readable.
+    /// List the shards and, without leases, start reading those that became readable (with
+    /// leases, [`Self::lease_round`] starts the shards whose leases it takes).
     async fn refresh_shards(&mut self) -> Result<(), WorkerError> {
         self.lineage = list_shards(&self.client, &self.stream).await?;
         self.next_listing = Instant::now() + LISTING_INTERVAL;
+        if self.leases.is_some() {
+            return Ok(());
+        }
         let readable: Vec<String> = readable_shards(&self.lineage, &self.finished)
             .into_iter()
             .filter(|id| !self.indices.contains_key(id))
             .collect();
-        let assigned = self.assigner.assign(&readable);
-        if assigned.is_empty() {
+        self.start_shards(readable).await
+    }
+
+    /// Renew the leases held, take free shards, stop the shards lost and hand one back when
+    /// the other workers hold fewer.
+    async fn lease_round(&mut self) -> Result<(), WorkerError> {
+        let Some(leases) = self.leases.as_mut() else {
+            return Ok(());
+        };
+        for (index, reader) in &self.readers {
+            leases.set_progress(
+                reader.names.shard(),
+                reader.millis_behind,
+                self.last_flush.get(index).cloned(),
+            );
+        }
+        let candidates: Vec<String> = self.lineage.iter().map(|s| s.id.clone()).collect();
+        let (lineage, local) = (&self.lineage, &self.finished);
+        let round = leases
+            .round(&candidates, |finished| {
+                let all: BTreeSet<String> = finished.union(local).cloned().collect();
+                readable_shards(lineage, &all)
+            })
+            .await
+            .map_err(KinesisError::from)?;
+        self.next_lease_round = Instant::now() + leases.interval();
+        for shard in round.lost {
+            self.stop_shard(&shard);
+        }
+        if !round.finished.is_subset(&self.finished) {
+            self.finished.extend(round.finished);
+            self.next_listing = Instant::now();
+        }
+        self.start_shards(round.taken).await?;
+        if let Some(shard) = round.release {
+            self.release_shard(&shard).await?;
+        }
+        Ok(())
+    }
+
+    /// Stop reading `shard` at once and drop what is buffered of it: its lease is lost, and
+    /// whoever holds it now reads on from the lake.
+    fn stop_shard(&mut self, shard: &str) {
+        if let Some(index) = self.indices.remove(shard) {
+            tracing::warn!(shard, "stopped reading the shard: its lease is lost");
+            self.readers.remove(&index);
+            drop(self.batcher.revoke([index]));
+            self.sink.metrics.forget_shard(self.names[&index].shard());
+        }
+        if let Some(leases) = self.leases.as_mut() {
+            leases.drop_shard(shard);
+        }
+    }
+
+    /// Flush `shard`, wait for its uploads and hand its lease back.
+    async fn release_shard(&mut self, shard: &str) -> Result<(), WorkerError> {
+        let Some(&index) = self.indices.get(shard) else {
+            return Ok(());
+        };
+        tracing::info!(shard, "handing the shard back to balance the workers");
+        self.readers.remove(&index);
+        for batch in self.batcher.revoke([index]) {
+            self.flush_batch(batch).await?;
+        }
+        self.wait_until(|in_flight| !in_flight.busy(index)).await?;
+        self.indices.remove(shard);
+        self.sink.metrics.forget_shard(shard);
+        if let Some(leases) = self.leases.as_mut() {
+            if let Some(flushed) = self.last_flush.get(&index) {
+                leases.set_progress(shard, None, Some(flushed.clone()));
+            }
+            leases.release(shard).await.map_err(KinesisError::from)?;
+        }
+        Ok(())
+    }
+
+    /// Start reading `shards`, each from its newest object in the lake.
+    async fn start_shards(&mut self, shards: Vec<String>) -> Result<(), WorkerError> {
+        if shards.is_empty() {
             return Ok(());
         }
         let keys = list_keys(self.lake.store.as_ref(), &self.lake.prefix).await?;
-        for shard in assigned {
+        for shard in shards {
             let start = plan_shard_start(keys.iter().map(String::as_str), &self.stream, &shard);
             tracing::info!(shard, ?start, "reading shard");
-            let index = i32::try_from(self.indices.len()).unwrap_or(i32::MAX);
+            let index = self.next_index;
+            self.next_index += 1;
             self.indices.insert(shard.clone(), index);
             let names = StreamShard::new(&self.stream, &shard).map_err(KinesisError::from)?;
             self.names.insert(index, names.clone());
@@ -450,6 +564,7 @@ impl Runner {
                     pacer: Pacer::default(),
                     next_poll: Instant::now(),
                     polling: false,
+                    millis_behind: None,
                 },
             );
         }
@@ -502,6 +617,12 @@ impl Runner {
         };
         let bytes: u64 = records.iter().map(|r| r.data().as_ref().len() as u64).sum();
         let caught_up = records.is_empty() || millis_behind == Some(0);
+        if let Some(behind) = millis_behind {
+            reader.millis_behind = Some(behind);
+            self.sink
+                .metrics
+                .set_millis_behind(reader.names.shard(), behind);
+        }
         reader.next_poll = now + reader.pacer.after_records(bytes, caught_up);
         let ended = iterator.is_none();
         reader.iterator = iterator;
@@ -622,11 +743,13 @@ impl Runner {
         Ok(())
     }
 
-    /// The shard is read to its end: its children may become readable.
+    /// The shard is read to its end: flush it, wait for its uploads and, with leases, mark
+    /// its lease finished. Its children may become readable.
     async fn on_shard_end(&mut self, index: i32) -> Result<(), WorkerError> {
         let Some(reader) = self.readers.remove(&index) else {
             return Ok(());
         };
+        let shard = reader.names.shard().to_owned();
         if let Phase::Recovering {
             first,
             last,
@@ -637,8 +760,24 @@ impl Runner {
             self.flush(index, first, last, Trigger::Recovery, records)
                 .await?;
         }
-        tracing::info!(shard = reader.names.shard(), "shard finished");
-        self.finished.insert(reader.names.shard().to_owned());
+        for batch in self.batcher.revoke([index]) {
+            self.flush_batch(batch).await?;
+        }
+        self.wait_until(|in_flight| !in_flight.busy(index)).await?;
+        if let Some(leases) = self.leases.as_mut() {
+            if !leases.valid(&shard, Instant::now()) {
+                // The lease was lost while flushing: its next holder reads the end again.
+                return Ok(());
+            }
+            if let Some(flushed) = self.last_flush.get(&index) {
+                leases.set_progress(&shard, Some(0), Some(flushed.clone()));
+            }
+            leases.finish(&shard).await.map_err(KinesisError::from)?;
+        }
+        self.indices.remove(&shard);
+        self.sink.metrics.forget_shard(&shard);
+        tracing::info!(shard, "shard finished");
+        self.finished.insert(shard);
         self.next_listing = Instant::now();
         Ok(())
     }
@@ -675,6 +814,16 @@ impl Runner {
         };
         let started = Instant::now();
         let names = self.names[&index].clone();
+        if let Some(leases) = &self.leases
+            && !leases.valid(names.shard(), started)
+        {
+            // Renewals failed for too long (or the lease is gone): another worker may hold the
+            // shard by now. Nothing of this flush is written; the shard stops here, and its
+            // next holder reads it again from the newest object in the lake.
+            tracing::warn!(shard = names.shard(), %first, %last, "not flushing a shard whose lease is not held");
+            self.stop_shard(names.shard());
+            return Ok(());
+        }
         let stream = &self.stream;
         let Sorted {
             paths,
@@ -785,6 +934,7 @@ impl Runner {
             }
             self.sink.metrics.objects.inc_by(job.objects.len() as u64);
             self.sink.metrics.records_out.inc_by(job.good);
+            self.last_flush.insert(job.partition, now.to_string());
             self.sink.metrics.flushed(
                 job.trigger,
                 job.started.elapsed().as_secs_f64(),
@@ -915,6 +1065,16 @@ async fn list_shards(client: &Client, stream: &str) -> Result<Vec<ShardLineage>,
     }
 }
 
+/// This process's name among the workers when none is given: `<hostname>-<pid>`.
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "worker".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
 /// Sleep until `deadline`, or forever without one.
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
@@ -1014,12 +1174,6 @@ mod tests {
             readable_shards(&shards, &set(&[])),
             ["s2", "s3", "s4", "s5"]
         );
-    }
-
-    #[test]
-    fn every_readable_shard_is_assigned_to_a_single_replica() {
-        let readable = vec!["s2".to_owned(), "s3".to_owned()];
-        assert_eq!(AllShards.assign(&readable), readable);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The sink worker's Prometheus metrics, served on `/metrics`. Names follow
 //! `tributary_sink_<noun>_<unit>[_total]`; the only labels are the flush trigger (six values)
-//! and the partition (as many as the worker holds).
+//! and the partition or Kinesis shard (as many as the worker holds).
 
 use std::sync::atomic::AtomicU64;
 
@@ -21,6 +21,11 @@ struct TriggerLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PartitionLabel {
     partition: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShardLabel {
+    shard: String,
 }
 
 /// Counters and gauges of one sink worker process.
@@ -45,6 +50,7 @@ pub struct SinkMetrics {
     flushes: Family<TriggerLabel, Counter>,
     flush_seconds: Histogram,
     lag: Family<PartitionLabel, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    millis_behind: Family<ShardLabel, Gauge<i64, std::sync::atomic::AtomicI64>>,
     last_flush: Gauge<f64, AtomicU64>,
 }
 
@@ -64,6 +70,7 @@ impl Default for SinkMetrics {
             flushes: Family::default(),
             flush_seconds: Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             lag: Family::default(),
+            millis_behind: Family::default(),
             last_flush: Gauge::default(),
         };
         let m = &metrics;
@@ -119,6 +126,11 @@ impl Default for SinkMetrics {
             m.lag.clone(),
         );
         registry.register(
+            "millis_behind_latest",
+            "How far the reading of a Kinesis shard is behind its tip, from the last GetRecords",
+            m.millis_behind.clone(),
+        );
+        registry.register(
             "last_flush_timestamp_seconds",
             "When the last flush committed, in seconds since the Unix epoch",
             m.last_flush.clone(),
@@ -152,6 +164,22 @@ impl SinkMetrics {
     /// Forget the lag of a partition the worker no longer holds.
     pub fn forget_partition(&self, partition: i32) {
         self.lag.remove(&PartitionLabel { partition });
+    }
+
+    /// Record how far the reading of Kinesis `shard` is behind its tip.
+    pub fn set_millis_behind(&self, shard: &str, millis: i64) {
+        self.millis_behind
+            .get_or_create(&ShardLabel {
+                shard: shard.to_owned(),
+            })
+            .set(millis);
+    }
+
+    /// Forget a shard the worker no longer reads.
+    pub fn forget_shard(&self, shard: &str) {
+        self.millis_behind.remove(&ShardLabel {
+            shard: shard.to_owned(),
+        });
     }
 
     /// The flushes `trigger` started so far.

@@ -10,13 +10,15 @@
 //! (multipart above a threshold) and lists a prefix; [`parquet`] encodes Parquet objects.
 //! [`transform`] runs a Sink's SQL transform over each flush's records.
 //! [`metrics`] counts what the worker does. [`kinesis`] reads a Kinesis stream instead of a
-//! topic, naming its objects with [`kinesis_keys`] (decision 0042).
+//! topic, naming its objects with [`kinesis_keys`] and sharing the shards with the Sink's
+//! other workers through [`kinesis_leases`] (decision 0042).
 
 pub mod batch;
 pub mod config;
 pub mod keys;
 pub mod kinesis;
 pub mod kinesis_keys;
+pub mod kinesis_leases;
 pub mod metrics;
 pub mod parquet;
 pub mod pipeline;

@@ -527,7 +527,8 @@ impl Sink {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), WorkerError> {
         if let Some(stream) = self.config.kinesis.clone() {
-            return super::kinesis::run(self, stream, shutdown).await;
+            let worker_id = env(super::config::ENV_WORKER_ID);
+            return super::kinesis::run(self, stream, worker_id, shutdown).await;
         }
         self.failpoint = env(ENV_FAILPOINT).as_deref().and_then(Failpoint::parse);
         let lake = LakeLocation::parse(&self.config.destination.url)?;

@@ -9,22 +9,15 @@
 //!   — compared after `DISTINCT`, because a micro-batch removes only the duplicates within
 //!   itself, and exact de-duplication is the daily BatchJob's.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::arrow::json::WriterBuilder;
-use datafusion::arrow::json::writer::LineDelimited;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use serde::Deserialize;
 use serde_json::{Value, json};
-use tributary_crds::Sink as SinkObject;
 use tributary_tests::{
-    aws_config, eventually, normalize_row, repo, s3_objects, spawn_sink, stack_env, unique_name,
+    aws_config, eventually, pinterest, s3_objects, spawn_sink, stack_env, unique_name,
 };
 use tributary_workers::connect::KafkaConnection;
 use tributary_workers::sink::config::SinkWorkerConfig;
@@ -207,93 +200,24 @@ async fn the_transform_reads_fields_and_metadata_and_writes_its_result_exactly_o
     );
 }
 
-/// The rows of Parquet files, as normalized JSON, with the files' columns and types.
-fn parquet_rows(files: impl Iterator<Item = Vec<u8>>) -> (Vec<(String, DataType)>, Vec<String>) {
-    let mut columns = Vec::new();
-    let mut rows = Vec::new();
-    for file in files {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(file))
-            .expect("a Parquet file")
-            .build()
-            .expect("a reader");
-        let batches: Vec<RecordBatch> = reader.map(|b| b.expect("a batch")).collect();
-        let mut writer = WriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, LineDelimited>(Vec::new());
-        for batch in &batches {
-            columns = batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| (f.name().clone(), f.data_type().clone()))
-                .collect();
-            writer.write(batch).expect("rows as JSON");
-        }
-        writer.finish().expect("rows as JSON");
-        for line in String::from_utf8(writer.into_inner()).unwrap().lines() {
-            rows.push(normalize_row(serde_json::from_str(line).unwrap()).to_string());
-        }
-    }
-    (columns, rows)
-}
-
 #[tokio::test]
 async fn the_cleaning_sinks_write_the_batch_cleaning_s_rows() {
-    let yaml = std::fs::read_to_string(repo().join("examples/pinterest/sinks-clean.yaml"))
-        .expect("sinks-clean.yaml");
-    let sinks: BTreeMap<String, SinkObject> = serde_yaml::Deserializer::from_str(&yaml)
-        .map(|document| {
-            let sink = SinkObject::deserialize(document).expect("a Sink");
-            (sink.metadata.name.clone().expect("a name"), sink)
-        })
-        .collect();
+    let sinks = pinterest::sinks("sinks-clean.yaml");
     assert_eq!(
         sinks.keys().collect::<Vec<_>>(),
         ["geo-clean", "pin-clean", "user-clean"]
     );
     let s3 = tributary_workers::connect::s3(&aws_config().await);
     let bucket = create_bucket(&s3).await;
-    let timestamp = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-    let types: BTreeMap<&str, Vec<DataType>> = BTreeMap::from([
-        (
-            "pin",
-            [
-                vec![DataType::Int64],
-                vec![DataType::Utf8; 3],
-                vec![DataType::Int64],
-            ]
-            .concat()
-            .into_iter()
-            .chain(vec![DataType::Utf8; 6])
-            .collect(),
-        ),
-        (
-            "geo",
-            vec![
-                DataType::Int64,
-                DataType::Utf8,
-                DataType::new_list(DataType::Float64, true),
-                timestamp.clone(),
-            ],
-        ),
-        (
-            "user",
-            vec![DataType::Int64, DataType::Utf8, DataType::Int64, timestamp],
-        ),
-    ]);
     let mut tasks = Vec::new();
-    for (table, wanted_types) in types {
+    for table in pinterest::TABLES {
         let sink = &sinks[&format!("{table}-clean")];
         let spec = &sink.spec;
         assert_eq!(
             spec.destination.url,
             format!("s3://pinterest-lake/stream-clean/{table}/")
         );
-        let raw = std::fs::read_to_string(repo().join(format!(
-            "examples/pinterest/fixture/raw/{table}/part-00000.json"
-        )))
-        .expect("the fixture");
-        let lines: Vec<&str> = raw.lines().filter(|l| !l.is_empty()).collect();
+        let lines = pinterest::raw_records(table);
         let topic = unique_name(&format!("clean-{table}"));
         create_topic(&topic, 2).await;
         // Two partitions of alternate records, and batches of 50: duplicates land in
@@ -323,56 +247,14 @@ async fn the_cleaning_sinks_write_the_batch_cleaning_s_rows() {
         let (s3, bucket, total) = (s3.clone(), bucket.clone(), lines.len());
         tasks.push(tokio::spawn(async move {
             let written = run_until_written(&s3, &bucket, &prefix, config, &last).await;
-            let (columns, rows) = parquet_rows(written.into_values());
-            (table, wanted_types, total, columns, rows)
+            let (columns, rows) = pinterest::parquet_rows(written.into_values());
+            pinterest::check_clean_table(table, total, &columns, rows)
         }));
     }
     let mut failures = Vec::new();
     for task in tasks {
-        let (table, wanted_types, total, columns, rows) = task.await.expect("a sink");
-        let types: Vec<DataType> = columns
-            .iter()
-            .map(|(_, t)| match t {
-                DataType::List(item) => DataType::new_list(item.data_type().clone(), true),
-                other => other.clone(),
-            })
-            .collect();
-        assert_eq!(types, wanted_types, "{table}: columns {columns:?}");
-        let expected_text = std::fs::read_to_string(repo().join(format!(
-            "examples/pinterest/fixture/expected/clean_{table}.json"
-        )))
-        .expect("the expected table");
-        let expected: BTreeSet<String> = expected_text
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| normalize_row(serde_json::from_str(l).unwrap()).to_string())
-            .collect();
-        let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
-        let first: Value = serde_json::from_str(expected_text.lines().next().unwrap()).unwrap();
-        let expected_names: Vec<&str> = first
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        let mut sorted_names = names.clone();
-        sorted_names.sort_unstable();
-        let mut sorted_expected = expected_names.clone();
-        sorted_expected.sort_unstable();
-        assert_eq!(sorted_names, sorted_expected, "{table}");
-        // Per micro-batch DISTINCT: at least the distinct rows, at most one per record.
-        assert!(
-            rows.len() >= expected.len() && rows.len() <= total,
-            "{table}: {} rows",
-            rows.len()
-        );
-        let distinct: BTreeSet<String> = rows.into_iter().collect();
-        if distinct != expected {
-            let missing: Vec<_> = expected.difference(&distinct).collect();
-            let extra: Vec<_> = distinct.difference(&expected).collect();
-            failures.push(format!(
-                "{table}: missing {missing:#?}\nunexpected {extra:#?}"
-            ));
+        if let Err(failure) = task.await.expect("a sink") {
+            failures.push(failure);
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

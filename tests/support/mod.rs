@@ -1,6 +1,8 @@
 //! What the integration tests share: where the local stack is, and unique names so tests never
 //! collide with each other or with an earlier run.
 
+pub mod pinterest;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -34,6 +34,8 @@ pub const STREAM_NAME_IMMUTABLE: &str =
 pub const SINK_ONE_SOURCE: &str = "set exactly one of source.topicRef and source.streamRef";
 pub const SINK_GROUP_KAFKA_ONLY: &str =
     "source.consumerGroup applies to Kafka topics only; remove it for a streamRef";
+pub const SINK_PROPERTIES_KAFKA_ONLY: &str =
+    "source.consumerProperties applies to Kafka topics only; remove it for a streamRef";
 pub const SINK_SOURCE_IMMUTABLE: &str = "source.topicRef and source.streamRef cannot be changed: a Sink's position belongs to its source; create a new Sink instead";
 pub const SINK_GROUP_IMMUTABLE: &str =
     "source.consumerGroup cannot be changed: the sink would lose its position";

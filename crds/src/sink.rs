@@ -3,6 +3,8 @@
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::common::{DataFormat, DeletionPolicy, FieldSchema, ObjectRef};
@@ -93,6 +95,7 @@ fn default_parallelism() -> i32 {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[x_kube(validation = Rule::new("has(self.topicRef) != has(self.streamRef)").message(msg::SINK_ONE_SOURCE))]
 #[x_kube(validation = Rule::new("!has(self.consumerGroup) || has(self.topicRef)").message(msg::SINK_GROUP_KAFKA_ONLY))]
+#[x_kube(validation = Rule::new("!has(self.consumerProperties) || has(self.topicRef)").message(msg::SINK_PROPERTIES_KAFKA_ONLY))]
 #[x_kube(validation = Rule::new("has(self.topicRef) == has(oldSelf.topicRef) && (!has(self.topicRef) || self.topicRef == oldSelf.topicRef) && has(self.streamRef) == has(oldSelf.streamRef) && (!has(self.streamRef) || self.streamRef == oldSelf.streamRef)").message(msg::SINK_SOURCE_IMMUTABLE))]
 #[x_kube(validation = Rule::new("has(self.consumerGroup) == has(oldSelf.consumerGroup) && (!has(self.consumerGroup) || self.consumerGroup == oldSelf.consumerGroup)").message(msg::SINK_GROUP_IMMUTABLE))]
 #[serde(rename_all = "camelCase")]
@@ -110,6 +113,15 @@ pub struct SinkSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255))]
     pub consumer_group: Option<String>,
+    /// librdkafka consumer properties for the workers, over Tributary's defaults — for tuning
+    /// fetches and sessions (`fetch.max.bytes`, `max.partition.fetch.bytes`,
+    /// `receive.message.max.bytes`, `session.timeout.ms`, ...). Kafka topics only. The
+    /// connection (`bootstrap.servers`, `security.protocol`, `sasl.*`, `ssl.*`) comes from
+    /// the KafkaCluster, and what exactly-once rests on (`group.id`, `group.instance.id`,
+    /// `enable.auto.commit`, `enable.auto.offset.store`, `auto.offset.reset`, ...) is
+    /// Tributary's: those keys are refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub consumer_properties: BTreeMap<String, String>,
 }
 
 /// Where a sink without a recorded position starts reading.

@@ -278,6 +278,41 @@ mod tests {
     }
 
     #[test]
+    fn consumer_properties_reach_the_workers_unless_they_are_tributarys() {
+        let mut sink = sink();
+        sink.spec.source.consumer_properties = [
+            ("fetch.max.bytes", "104857600"),
+            ("receive.message.max.bytes", "209715200"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let config = resolved(&sink, &topic(), &cluster()).config;
+        assert_eq!(
+            config.consumer_properties,
+            sink.spec.source.consumer_properties
+        );
+
+        for (name, value, says) in [
+            ("enable.auto.commit", "true", "is set by Tributary"),
+            ("sasl.password", "hunter2", "is set by Tributary"),
+            ("fetch.max.bites", "1", "No such configuration property"),
+            ("fetch.max.bytes", "-5", "fetch.max.bytes=-5"),
+        ] {
+            let mut bad = sink.clone();
+            bad.spec.source.consumer_properties = [(name.to_owned(), value.to_owned())].into();
+            let error = validate(&bad).unwrap_err().to_string();
+            assert!(
+                error.starts_with(&format!("spec.source.consumerProperties: {name}"))
+                    && error.contains(says),
+                "{name}: {error}"
+            );
+            // A refused secret is never echoed.
+            assert!(!error.contains("hunter2"), "{error}");
+        }
+    }
+
+    #[test]
     fn names_group_and_dead_letter_come_from_the_spec_when_given() {
         let mut sink = sink();
         sink.spec.source.consumer_group = Some("legacy-raw".into());

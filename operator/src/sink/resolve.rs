@@ -169,6 +169,7 @@ pub fn resolve(
     let config = SinkWorkerConfig {
         topic: topic_name(topic),
         consumer_group: consumer_group(sink),
+        consumer_properties: sink.spec.source.consumer_properties.clone(),
         kafka,
         ..common_config(sink, destination)
     };
@@ -222,6 +223,7 @@ fn common_config(sink: &Sink, destination: &Destination) -> SinkWorkerConfig {
         topic: String::new(),
         kinesis: None,
         consumer_group: String::new(),
+        consumer_properties: Default::default(),
         start_from: spec.source.start_from,
         kafka: KafkaEndpoint::default(),
         destination: spec.destination.clone(),

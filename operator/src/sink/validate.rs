@@ -5,6 +5,7 @@ use kube::ResourceExt;
 use tributary_crds::sink::StartPosition;
 use tributary_crds::{Invalid, Sink, Validate};
 use tributary_workers::sink::batch::{Limits, LimitsError};
+use tributary_workers::sink::config::check_consumer_properties;
 use tributary_workers::sink::template::{Partitioning, PartitioningError};
 use tributary_workers::sink::transform::{SourceKind, Transform, TransformError};
 use url::Url;
@@ -53,6 +54,9 @@ pub enum SpecError {
     /// `spec.batch` cannot be used.
     #[error("spec.{0}")]
     Batch(#[from] LimitsError),
+    /// `spec.source.consumerProperties` sets what is Tributary's, or what librdkafka refuses.
+    #[error("spec.source.{0}")]
+    ConsumerProperties(String),
     /// `spec.destination.url` cannot be used.
     #[error("spec.destination.url: {0}")]
     Destination(String),
@@ -112,6 +116,8 @@ pub fn validate(sink: &Sink) -> Result<Destination, SpecError> {
     }
     Partitioning::new(&sink.spec.partitioning)?;
     Limits::from_spec(&sink.spec.batch)?;
+    check_consumer_properties(&sink.spec.source.consumer_properties)
+        .map_err(|error| SpecError::ConsumerProperties(error.to_string()))?;
     let (bucket, prefix) = lake_location(&sink.spec.destination.url)?;
     let dead_letter_prefix = match &sink.spec.dead_letter.prefix {
         Some(given) => {

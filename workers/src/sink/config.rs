@@ -7,6 +7,8 @@
 //! [`ENV_SASL_PASSWORD`] and [`ENV_KAFKA_CA_PEM`], which the Deployment fills with
 //! `secretKeyRef`s. AWS credentials come from the SDK's chain (IRSA in a cluster).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use tributary_crds::kafka_cluster::SaslMechanism;
 use tributary_crds::sink::{
@@ -47,6 +49,10 @@ pub struct SinkWorkerConfig {
     /// The consumer group whose committed offsets are the sink's position (Kafka only).
     #[serde(default)]
     pub consumer_group: String,
+    /// librdkafka consumer properties over the worker's defaults (Kafka only), checked by
+    /// [`check_consumer_properties`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub consumer_properties: BTreeMap<String, String>,
     /// Where a partition without a committed offset or an object starts.
     #[serde(default)]
     pub start_from: StartPosition,
@@ -164,12 +170,57 @@ pub enum ConfigError {
     /// Neither or both of `topic` and `kinesis`.
     #[error("the sink configuration must name exactly one source: a topic or a Kinesis stream")]
     Source,
+    /// A consumer property that is Tributary's, or that librdkafka refuses.
+    #[error("consumerProperties: {0}")]
+    ConsumerProperty(String),
+}
+
+/// The librdkafka consumer properties a Sink may not set: the connection is the
+/// KafkaCluster's, and the sink's exactly-once rests on the rest.
+const RESERVED_PROPERTIES: &[&str] = &[
+    "group.id",
+    "group.instance.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+    "allow.auto.create.topics",
+    "bootstrap.servers",
+    "metadata.broker.list",
+    "security.protocol",
+    "statistics.interval.ms",
+];
+
+/// Refuse the consumer properties that are Tributary's (see [`RESERVED_PROPERTIES`], and
+/// every `sasl.` and `ssl.` one) and those librdkafka itself refuses (an unknown name, a
+/// value out of range), with a message that names the property.
+pub fn check_consumer_properties(properties: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    for (name, value) in properties {
+        if RESERVED_PROPERTIES.contains(&name.as_str())
+            || name.starts_with("sasl.")
+            || name.starts_with("ssl.")
+        {
+            return Err(ConfigError::ConsumerProperty(format!(
+                "{name} is set by Tributary (the connection comes from the KafkaCluster; the \
+                 group, offsets and commits are the sink's exactly-once); remove it"
+            )));
+        }
+        let mut config = rdkafka::ClientConfig::new();
+        config.set(name, value);
+        // Creating a client checks the property without connecting anywhere.
+        if let Err(error) = config.create::<rdkafka::consumer::BaseConsumer>() {
+            return Err(ConfigError::ConsumerProperty(format!(
+                "{name}={value}: {error}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl SinkWorkerConfig {
     /// Parse a configuration document.
     pub fn from_json(json: &str) -> Result<Self, ConfigError> {
         let config: Self = serde_json::from_str(json)?;
+        check_consumer_properties(&config.consumer_properties)?;
         if config.topic.is_empty() == config.kinesis.is_none() {
             return Err(ConfigError::Source);
         }

@@ -642,15 +642,20 @@ impl Sink {
             StartPosition::Latest => "latest",
         };
         client
-            .set("group.id", &self.config.consumer_group)
             .set("client.id", format!("tributary-sink-{}", self.config.sink))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", reset)
-            .set("allow.auto.create.topics", "false")
             // A worker that crashed hands its partitions over after 10 s instead of 45 s.
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "3000");
+        // The Sink's own tuning; what exactly-once rests on is refused in them and set last.
+        for (name, value) in &self.config.consumer_properties {
+            client.set(name, value);
+        }
+        client
+            .set("group.id", &self.config.consumer_group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", reset)
+            .set("allow.auto.create.topics", "false");
         Ok(client)
     }
 
@@ -1287,6 +1292,28 @@ mod tests {
             Entry::Bad { reason, .. } => reason,
             good => panic!("expected a bad record, got {good:?}"),
         }
+    }
+
+    #[test]
+    fn consumer_properties_tune_the_consumer_but_never_its_commits() {
+        let tuned = sink(serde_json::json!({
+            "consumerProperties": {"fetch.max.bytes": "1000000", "session.timeout.ms": "30000"}
+        }));
+        let client = tuned.client_config(&|_| None).expect("a client config");
+        assert_eq!(client.get("fetch.max.bytes"), Some("1000000"));
+        assert_eq!(client.get("session.timeout.ms"), Some("30000"));
+        assert_eq!(client.get("enable.auto.commit"), Some("false"));
+        // A document that slipped a reserved property past the operator is refused...
+        let mut document = serde_json::to_value(config(serde_json::json!({}))).expect("json");
+        document["consumerProperties"] = serde_json::json!({"enable.auto.commit": "true"});
+        let error = SinkWorkerConfig::from_json(&document.to_string()).unwrap_err();
+        assert!(error.to_string().contains("is set by Tributary"), "{error}");
+        // ...and even set directly, the sink's own settings come last.
+        let mut forced = config(serde_json::json!({}));
+        forced.consumer_properties = [("enable.auto.commit".to_owned(), "true".to_owned())].into();
+        let forced = Sink::new(forced, Arc::default()).expect("a sink");
+        let client = forced.client_config(&|_| None).expect("a client config");
+        assert_eq!(client.get("enable.auto.commit"), Some("false"));
     }
 
     #[test]

@@ -301,16 +301,16 @@ pub enum Start {
 }
 
 /// Where a partition starts: after the `newest` range in the lake (rewriting it), else at the
-/// `committed` offset, else at `start_from`. `low` and `high` are the partition's watermarks.
+/// `committed` offset, else at `start_from`. The newest range comes with the partition's
+/// watermarks, `low` and `high`, which only a partition with objects needs.
 pub fn plan_start(
     topic: &str,
     partition: i32,
-    newest: Option<RangeInclusive<u64>>,
-    (low, high): (i64, i64),
+    newest: Option<(RangeInclusive<u64>, (i64, i64))>,
     committed: Option<i64>,
     start_from: StartPosition,
 ) -> Result<Start, WorkerError> {
-    if let Some(range) = newest {
+    if let Some((range, (low, high))) = newest {
         let (first, last) = range.into_inner();
         let last_signed = i64::try_from(last).unwrap_or(i64::MAX);
         if last_signed >= high {
@@ -724,12 +724,6 @@ impl Sink {
         };
         let mut seeks = Vec::new();
         for &partition in partitions {
-            let watermarks = {
-                let (positions, topic) = (positions.clone(), topic.clone());
-                blocking(move || positions.fetch_watermarks(&topic, partition, KAFKA_TIMEOUT))
-                    .await
-                    .map_err(kafka("reading the partition's watermarks"))?
-            };
             let committed_offset =
                 committed
                     .find_partition(&topic, partition)
@@ -743,11 +737,25 @@ impl Sink {
                 &partition.to_string(),
             )
             .map(|parsed| parsed.first_offset..=parsed.last_offset);
+            // The watermarks tell whether the newest range can be read again: a partition
+            // without objects needs none, which spares a round trip per partition at start.
+            let newest = match newest {
+                Some(range) => {
+                    let (positions, topic) = (positions.clone(), topic.clone());
+                    let watermarks = blocking(move || {
+                        positions.fetch_watermarks(&topic, partition, KAFKA_TIMEOUT)
+                    })
+                    .await
+                    .map_err(kafka("reading the partition's watermarks"))?;
+                    Some((range, watermarks))
+                }
+                None => None,
+            };
+            let watermarks = newest.as_ref().map(|(_, watermarks)| *watermarks);
             let start = plan_start(
                 &topic,
                 partition,
                 newest,
-                watermarks,
                 committed_offset,
                 self.config.start_from,
             )?;
@@ -1406,8 +1414,14 @@ mod tests {
 
     #[test]
     fn the_start_follows_the_lake_then_the_commit_then_start_from() {
-        let plan = |newest, watermarks, committed, from| {
-            plan_start("pin", 0, newest, watermarks, committed, from)
+        let plan = |newest: Option<RangeInclusive<u64>>, watermarks, committed, from| {
+            plan_start(
+                "pin",
+                0,
+                newest.map(|range| (range, watermarks)),
+                committed,
+                from,
+            )
         };
         let earliest = StartPosition::Earliest;
         assert_eq!(

@@ -4,19 +4,22 @@
 # by the `tributary worker sink` binary writing JSON lines and Parquet to LocalStack S3.
 # Records/s, payload MB/s, peak RSS and the ratio to raw, medians of the runs (release build).
 #
-# usage: bench/sink.sh [N=150000] [runs=5]     (needs scripts/stack.sh up kafka localstack)
+# usage: bench/sink.sh [N=600000] [runs=5]     (needs scripts/stack.sh up kafka localstack)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-count=${1:-150000}
+count=${1:-600000}
 runs=${2:-5}
 # The local broker ignores a fetch's size limits and answers with the whole unread tail of
 # every partition at once; librdkafka refuses a response above receive.message.max.bytes
-# (100 MB) as "Bad message format". So the topic stays under ~90 MB: 150,000 pins (89 MB).
+# (100 MB by default) as "Bad message format". Both consumers raise it to 1 GB — the sink
+# through its Sink's spec.source.consumerProperties — so a topic of up to ~1.5 M pins
+# (0.9 GB) is read; the default 600,000 pins are 356 MB.
+receive_max=1000000000
 partitions=4
-if [ "$count" -gt 150000 ]; then
-  echo "warning: the local broker sends the whole backlog in one response; above ~150,000 pins" \
-    "(90 MB) librdkafka refuses it and the run stalls" >&2
+if [ "$count" -gt 1500000 ]; then
+  echo "warning: the local broker sends the whole backlog in one response; above ~1,500,000 pins" \
+    "(0.9 GB) librdkafka refuses it even at receive.message.max.bytes $receive_max" >&2
 fi
 goal=0.85
 export TRIBUTARY_CACHE=${TRIBUTARY_CACHE:-$HOME/.cache/tributary}
@@ -54,7 +57,7 @@ metric() { awk -v n="$1" '$1 == n { print $2 }'; }
 # Raw baseline: prints seconds and peak RSS (MiB).
 raw_run() {
   local run=$1 records bytes seconds peak
-  read -r records bytes seconds peak < <("$helper" consume "$topic" "bench-raw-$$-$run" "$count" 2>>"$work/raw.log") || true
+  read -r records bytes seconds peak < <(BENCH_RECEIVE_MAX=$receive_max "$helper" consume "$topic" "bench-raw-$$-$run" "$count" 2>>"$work/raw.log") || true
   if [ "${records:-0}" -ne "$count" ] || [ "${bytes:-0}" -ne "$payload_bytes" ]; then
     echo "raw run $run read ${records:-no} records, ${bytes:-no} bytes; expected $count, $payload_bytes" >&2
     cat "$work/raw.log" >&2
@@ -77,6 +80,7 @@ sink_run() {
   "topic": "$topic",
   "consumerGroup": "bench-sink-$$-$mode-$run",
   "kafka": {"bootstrapServers": "$TRIBUTARY_KAFKA_BOOTSTRAP"},
+  "consumerProperties": {"receive.message.max.bytes": "$receive_max"},
   "destination": {"url": "s3://$bucket/pins"},
   "format": $format,
   "batch": {"maxRecords": $max_records, "maxAge": "5s"},

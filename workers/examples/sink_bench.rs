@@ -101,6 +101,11 @@ fn consumer_config(group: &str) -> Result<ClientConfig, Error> {
         .set("allow.auto.create.topics", "false")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "3000");
+    // As the sink's consumerProperties in bench/sink.sh: the local broker answers a fetch
+    // with the whole backlog, above librdkafka's default 100 MB ceiling.
+    if let Ok(max) = std::env::var("BENCH_RECEIVE_MAX") {
+        config.set("receive.message.max.bytes", max);
+    }
     Ok(config)
 }
 

@@ -432,10 +432,15 @@ impl Runner {
         }
         self.wait_until(InFlight::is_empty).await?;
         if let Some(leases) = self.leases.as_mut() {
+            // Not handing a lease back only makes the others wait for it to expire.
             for shard in leases.held() {
-                leases.release(&shard).await.map_err(KinesisError::from)?;
+                if let Err(error) = leases.release(&shard).await {
+                    tracing::warn!(shard, %error, "could not hand the lease back");
+                }
             }
-            leases.leave().await.map_err(KinesisError::from)?;
+            if let Err(error) = leases.leave().await {
+                tracing::warn!(%error, "could not remove the heartbeat");
+            }
         }
         Ok(())
     }
@@ -475,9 +480,31 @@ impl Runner {
                 let all: BTreeSet<String> = finished.union(local).cloned().collect();
                 readable_shards(lineage, &all)
             })
-            .await
-            .map_err(KinesisError::from)?;
+            .await;
         self.next_lease_round = Instant::now() + leases.interval();
+        let round = match round {
+            Ok(round) => round,
+            // A store that cannot hold leases, or a lease that is not one: nothing to wait for.
+            Err(error @ (LeaseError::NotSupported { .. } | LeaseError::Corrupt { .. })) => {
+                return Err(KinesisError::from(error).into());
+            }
+            // S3 failed this round: try again at the next. A shard whose renewals keep failing
+            // is stopped before its lease can expire (Leases::valid), so nothing is written
+            // twice meanwhile.
+            Err(error) => {
+                tracing::warn!(%error, "shard lease round failed; retrying");
+                let now = Instant::now();
+                let expired: Vec<String> = leases
+                    .held()
+                    .into_iter()
+                    .filter(|shard| !leases.valid(shard, now))
+                    .collect();
+                for shard in expired {
+                    self.stop_shard(&shard);
+                }
+                return Ok(());
+            }
+        };
         for shard in round.lost {
             self.stop_shard(&shard);
         }
@@ -523,7 +550,10 @@ impl Runner {
             if let Some(flushed) = self.last_flush.get(&index) {
                 leases.set_progress(shard, None, Some(flushed.clone()));
             }
-            leases.release(shard).await.map_err(KinesisError::from)?;
+            if let Err(error) = leases.release(shard).await {
+                // It expires instead, and is taken over then.
+                tracing::warn!(shard, %error, "could not hand the lease back");
+            }
         }
         Ok(())
     }
@@ -772,7 +802,11 @@ impl Runner {
             if let Some(flushed) = self.last_flush.get(&index) {
                 leases.set_progress(&shard, Some(0), Some(flushed.clone()));
             }
-            leases.finish(&shard).await.map_err(KinesisError::from)?;
+            if let Err(error) = leases.finish(&shard).await {
+                // The lease expires instead; its next holder reads the shard's end again
+                // (rewriting the newest range) and marks it finished.
+                tracing::warn!(shard, %error, "could not mark the lease finished");
+            }
         }
         self.indices.remove(&shard);
         self.sink.metrics.forget_shard(&shard);

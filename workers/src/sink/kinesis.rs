@@ -17,7 +17,8 @@
 //!
 //! Every shard is polled on its own schedule ([`Pacer`]) within Kinesis's per-shard limits of
 //! five `GetRecords` calls and 2 MiB per second: at most one call per [`MIN_CALL_INTERVAL`],
-//! and after a response of `n` bytes no call before `n` / 2 MiB seconds have passed. A shard
+//! and after a response of `n` bytes no call before `n` / 2 MiB seconds have passed, both
+//! counted from when the previous call was sent. A shard
 //! that is caught up is polled every [`IDLE_POLL`]. `ProvisionedThroughputExceeded` (and any
 //! other failed call) backs the shard off exponentially, from [`BACKOFF_START`] up to
 //! [`BACKOFF_MAX`]; an expired iterator is replaced by one after the last record read.
@@ -254,6 +255,9 @@ struct Reader {
     pacer: Pacer,
     next_poll: Instant,
     polling: bool,
+    /// When the poll in flight (or the last one) was sent: the per-shard limits count from
+    /// there.
+    poll_started: Instant,
     /// `MillisBehindLatest` of the last `GetRecords`.
     millis_behind: Option<i64>,
 }
@@ -385,6 +389,7 @@ impl Runner {
             for (&index, reader) in &mut self.readers {
                 if !reader.polling && reader.next_poll <= now {
                     reader.polling = true;
+                    reader.poll_started = now;
                     polls.push(poll(&self.client, &self.stream, index, reader));
                 }
             }
@@ -594,6 +599,7 @@ impl Runner {
                     pacer: Pacer::default(),
                     next_poll: Instant::now(),
                     polling: false,
+                    poll_started: Instant::now(),
                     millis_behind: None,
                 },
             );
@@ -653,7 +659,9 @@ impl Runner {
                 .metrics
                 .set_millis_behind(reader.names.shard(), behind);
         }
-        reader.next_poll = now + reader.pacer.after_records(bytes, caught_up);
+        // Five calls and 2 MiB a second, counted from when this call was sent: a large answer
+        // that took long to arrive has already used its share of the second.
+        reader.next_poll = reader.poll_started + reader.pacer.after_records(bytes, caught_up);
         let ended = iterator.is_none();
         reader.iterator = iterator;
         for record in records {

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use jiff::Timestamp;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -71,6 +71,11 @@ const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a revocation waits for the revoked partitions' uploads before the worker stops
 /// (the next owner recovers from the lake).
 const REVOKE_TIMEOUT: Duration = Duration::from_secs(300);
+/// The most messages taken from the consumer's queue in one go, without going back to the
+/// loop's `select!`: each trip there registers a timer and a notification again, which cost
+/// more than handling a record. Flush deadlines, finished uploads and shutdown wait at most
+/// one burst.
+const BURST: usize = 1024;
 
 /// Why the worker cannot start or stops.
 #[derive(Debug, thiserror::Error)]
@@ -580,7 +585,7 @@ impl Sink {
         };
         let mut stream = consumer.stream();
         tokio::pin!(shutdown);
-        loop {
+        'run: loop {
             let deadline = state.batcher.next_deadline();
             tokio::select! {
                 biased;
@@ -595,23 +600,41 @@ impl Sink {
                     }
                 }
                 message = stream.next() => {
-                    // The rebalance callbacks ran while this message was polled. A message of a
-                    // partition the recovery moved (seek) was fetched before the seek: it is
-                    // read again from the recovered position, so it is dropped here. Where the
-                    // recovery kept the consumer's own position, it is the next record.
-                    let mut moved = Vec::new();
-                    while let Ok(event) = events.try_recv() {
-                        moved.extend(
-                            self.on_event(event, &consumer, &positions, &lake, &mut state).await?,
-                        );
-                    }
-                    match message {
-                        Some(Ok(message)) if moved.contains(&message.partition()) => {}
-                        Some(Ok(message)) => {
-                            self.on_message(&message, &consumer, &lake, &mut state).await?;
+                    // Then the messages already queued, up to a burst.
+                    let mut message = message;
+                    let mut taken = 1;
+                    loop {
+                        // The rebalance callbacks ran while this message was polled. A message
+                        // of a partition the recovery moved (seek) was fetched before the seek:
+                        // it is read again from the recovered position, so it is dropped here.
+                        // Where the recovery kept the consumer's own position, it is the next
+                        // record.
+                        let mut moved = Vec::new();
+                        while let Ok(event) = events.try_recv() {
+                            moved.extend(
+                                self.on_event(event, &consumer, &positions, &lake, &mut state)
+                                    .await?,
+                            );
                         }
-                        Some(Err(error)) => tracing::warn!(%error, "Kafka consumer error"),
-                        None => break,
+                        match message {
+                            Some(Ok(message)) if moved.contains(&message.partition()) => {}
+                            Some(Ok(message)) => {
+                                self.on_message(&message, &consumer, &lake, &mut state).await?;
+                            }
+                            Some(Err(error)) => tracing::warn!(%error, "Kafka consumer error"),
+                            None => break 'run,
+                        }
+                        // Never take a message the burst has no room for: it would be lost.
+                        if taken == BURST {
+                            break;
+                        }
+                        match stream.next().now_or_never() {
+                            Some(next) => {
+                                message = next;
+                                taken += 1;
+                            }
+                            None => break,
+                        }
                     }
                 }
             }

@@ -49,6 +49,9 @@ per_partition=$((count / partitions))
 parts=$(((per_partition + 99999) / 100000))
 while [ $((per_partition % parts)) -ne 0 ]; do parts=$((parts + 1)); done
 max_records=$((per_partition / parts))
+# BENCH_MAX_RECORDS=K sets maxRecords instead (smaller objects: more flushes, overlapping the
+# reading, and a shorter last upload).
+max_records=${BENCH_MAX_RECORDS:-$max_records}
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # The value of the sample named exactly $1 in the metrics text on stdin.
@@ -132,11 +135,13 @@ echo "$topic" >"$work/topic"
 payload_bytes=$("$helper" produce "$topic" "$partitions" "$count")
 
 json='{"type": "JsonLines"}'
+zstd='{"type": "JsonLines", "compression": "Zstd"}'
 parquet='{"type": "Parquet"}'
 for r in $(seq 1 "$runs"); do
-  echo "run $r/$runs: raw, JSON lines, Parquet" >&2
+  echo "run $r/$runs: raw, JSON lines, JSON lines (Zstd), Parquet" >&2
   raw_run "$r" >>"$work/raw"
   sink_run json "$json" "$r" >>"$work/json"
+  sink_run zstd "$zstd" "$r" >>"$work/zstd"
   sink_run parquet "$parquet" "$r" >>"$work/parquet"
 done
 
@@ -172,7 +177,9 @@ printf '\n%d pin records (%.0f bytes each, %.1f MB), %d partitions, maxRecords %
 printf '| mode | records/s | MB/s | peak RSS (MiB) | ratio to raw | goal | seconds (runs) |\n|---|---|---|---|---|---|---|\n'
 row raw "raw rdkafka consume" "–"
 row json "sink → S3, JSON lines" goal
+row zstd "sink → S3, JSON lines (Zstd)" "–"
 row parquet "sink → S3, Parquet (Snappy)" "–"
 echo
 details json "JSON lines"
+details zstd "JSON lines (Zstd)"
 details parquet "Parquet"

@@ -307,6 +307,9 @@ async fn count(bucket: &str, prefix: &str) -> Result<(), Error> {
                 u64::try_from(rows)?
             } else if key.ends_with(".json") {
                 body.iter().filter(|&&b| b == b'\n').count() as u64
+            } else if key.ends_with(".json.zst") {
+                let text = zstd::stream::decode_all(body.as_ref())?;
+                text.iter().filter(|&&b| b == b'\n').count() as u64
             } else {
                 return Err(format!("unexpected object {key}").into());
             };

@@ -507,6 +507,7 @@ impl Runner {
                 for shard in expired {
                     self.stop_shard(&shard);
                 }
+                self.match_readers_to_leases().await?;
                 return Ok(());
             }
         };
@@ -517,11 +518,36 @@ impl Runner {
             self.finished.extend(round.finished);
             self.next_listing = Instant::now();
         }
-        self.start_shards(round.taken).await?;
+        // The shards taken are held without a reader: this starts them.
+        self.match_readers_to_leases().await?;
         if let Some(shard) = round.release {
             self.release_shard(&shard).await?;
         }
         Ok(())
+    }
+
+    /// Every shard read has its lease held, and every lease held is read: a reader whose
+    /// lease was dropped (a round that failed half-way) stops, and a lease held without a
+    /// reader (taken, or a round that failed after taking) is started.
+    async fn match_readers_to_leases(&mut self) -> Result<(), WorkerError> {
+        let Some(leases) = self.leases.as_ref() else {
+            return Ok(());
+        };
+        let held = leases.held();
+        let orphans: Vec<String> = self
+            .indices
+            .keys()
+            .filter(|shard| !held.contains(*shard))
+            .cloned()
+            .collect();
+        let unread: Vec<String> = held
+            .into_iter()
+            .filter(|shard| !self.indices.contains_key(shard))
+            .collect();
+        for shard in orphans {
+            self.stop_shard(&shard);
+        }
+        self.start_shards(unread).await
     }
 
     /// Stop reading `shard` at once and drop what is buffered of it: its lease is lost, and
@@ -544,6 +570,7 @@ impl Runner {
             return Ok(());
         };
         tracing::info!(shard, "handing the shard back to balance the workers");
+        // From here the shard is neither read nor (once handed back) held.
         self.readers.remove(&index);
         for batch in self.batcher.revoke([index]) {
             self.flush_batch(batch).await?;
@@ -556,7 +583,8 @@ impl Runner {
                 leases.set_progress(shard, None, Some(flushed.clone()));
             }
             if let Err(error) = leases.release(shard).await {
-                // It expires instead, and is taken over then.
+                // Not renewed any more, it expires and is taken over then (by this worker too,
+                // whose name it still carries).
                 tracing::warn!(shard, %error, "could not hand the lease back");
             }
         }
@@ -568,6 +596,22 @@ impl Runner {
         if shards.is_empty() {
             return Ok(());
         }
+        // An earlier reading of one of these shards in this process (a lease lost and taken
+        // back) may still be uploading: the listing must see its objects, or the range they
+        // hold would be read and written again under other names.
+        for shard in &shards {
+            if self.indices.contains_key(shard) {
+                self.stop_shard(shard);
+            }
+        }
+        let earlier: Vec<i32> = self
+            .names
+            .iter()
+            .filter(|(_, names)| shards.iter().any(|shard| shard == names.shard()))
+            .map(|(&index, _)| index)
+            .collect();
+        self.wait_until(|in_flight| earlier.iter().all(|&index| !in_flight.busy(index)))
+            .await?;
         let keys = list_keys(self.lake.store.as_ref(), &self.lake.prefix).await?;
         for shard in shards {
             let start = plan_shard_start(keys.iter().map(String::as_str), &self.stream, &shard);
@@ -803,17 +847,21 @@ impl Runner {
         }
         self.wait_until(|in_flight| !in_flight.busy(index)).await?;
         if let Some(leases) = self.leases.as_mut() {
-            if !leases.valid(&shard, Instant::now()) {
-                // The lease was lost while flushing: its next holder reads the end again.
-                return Ok(());
-            }
+            // Everything read from the shard is in the lake, so marking it finished is right
+            // even if renewals lagged meanwhile; the write is conditional, so it fails if
+            // another worker took the lease.
             if let Some(flushed) = self.last_flush.get(&index) {
                 leases.set_progress(&shard, Some(0), Some(flushed.clone()));
             }
-            if let Err(error) = leases.finish(&shard).await {
-                // The lease expires instead; its next holder reads the shard's end again
-                // (rewriting the newest range) and marks it finished.
+            let marked = leases.finish(&shard).await.unwrap_or_else(|error| {
                 tracing::warn!(shard, %error, "could not mark the lease finished");
+                false
+            });
+            if !marked {
+                // Its holder (or, once it expires, the next one) reads the end again,
+                // rewriting the newest range, and marks it.
+                self.stop_shard(&shard);
+                return Ok(());
             }
         }
         self.indices.remove(&shard);
@@ -933,6 +981,14 @@ impl Runner {
             !in_flight.busy(index) && (in_flight.is_empty() || in_flight.bytes() + bytes <= budget)
         })
         .await?;
+        // The wait above may have been long (uploads before this one): check again.
+        if let Some(leases) = &self.leases
+            && !leases.valid(names.shard(), Instant::now())
+        {
+            tracing::warn!(shard = names.shard(), %first, %last, "not flushing a shard whose lease is not held");
+            self.stop_shard(names.shard());
+            return Ok(());
+        }
         tracing::debug!(shard = names.shard(), %first, %last, trigger = trigger.label(), "flushing");
         self.flushing.insert(index, (first, last));
         // Nothing to commit: the lake is the checkpoint.

@@ -560,10 +560,18 @@ impl Leases {
                 ..Lease::default()
             };
             let taken_at = Instant::now();
-            if let Some(version) = self
+            let written = match self
                 .write(&shard, &lease, previous.map(|(_, version)| version))
-                .await?
+                .await
             {
+                Ok(written) => written,
+                // What was taken so far is held: return it, so that it is read.
+                Err(error) => {
+                    tracing::warn!(shard, %error, "taking a lease failed");
+                    break;
+                }
+            };
+            if let Some(version) = written {
                 tracing::info!(shard, "lease taken");
                 self.progress.remove(&shard);
                 self.held.insert(
@@ -585,19 +593,23 @@ impl Leases {
     /// Hand `shard` back (its records are in the lake): the lease stays with no owner, so the
     /// next worker takes it at once.
     pub async fn release(&mut self, shard: &str) -> Result<(), LeaseError> {
-        self.end(shard, false).await
+        self.end(shard, false).await.map(|_| ())
     }
 
     /// `shard` was read to its end and everything from it is in the lake.
-    pub async fn finish(&mut self, shard: &str) -> Result<(), LeaseError> {
-        self.end(shard, true).await?;
-        self.finished.insert(shard.to_owned());
-        Ok(())
+    /// `false` when the lease was not this worker's any more: its holder marks it.
+    pub async fn finish(&mut self, shard: &str) -> Result<bool, LeaseError> {
+        let written = self.end(shard, true).await?;
+        if written {
+            self.finished.insert(shard.to_owned());
+        }
+        Ok(written)
     }
 
-    async fn end(&mut self, shard: &str, finished: bool) -> Result<(), LeaseError> {
+    /// Write the lease's last version from this worker; whether it was written.
+    async fn end(&mut self, shard: &str, finished: bool) -> Result<bool, LeaseError> {
         let Some(held) = self.held.remove(shard) else {
-            return Ok(());
+            return Ok(false);
         };
         let (behind, flushed) = self.progress.remove(shard).unwrap_or_default();
         let lease = Lease {
@@ -611,14 +623,14 @@ impl Leases {
             millis_behind_latest: behind,
             last_flush_time: flushed,
         };
-        if self
+        let written = self
             .write(shard, &lease, Some(held.version))
             .await?
-            .is_none()
-        {
+            .is_some();
+        if !written {
             tracing::warn!(shard, "lease taken over before it was handed back");
         }
-        Ok(())
+        Ok(written)
     }
 
     /// Forget a shard this worker stopped reading without handing it back.
@@ -833,10 +845,13 @@ mod tests {
         assert!(taken_at.elapsed() >= duration, "{:?}", taken_at.elapsed());
         // By then a knows it may not write any more.
         assert!(!a.valid("s0", Instant::now()));
-        // If a comes back, its renewal is refused and it learns that the shards are lost.
+        // If a comes back, marking a shard finished is refused (b holds it now)...
+        assert!(!a.finish("s0").await.expect("a conditional write"));
+        // ...and so is its renewal: it learns that the shards are lost.
         let back = round(&mut a, &shards).await;
-        assert_eq!(back.lost, ids(&shards));
+        assert_eq!(back.lost, ids(&["s1"]));
         assert!(a.held().is_empty());
+        assert!(back.finished.is_empty(), "{:?}", back.finished);
     }
 
     #[tokio::test]
@@ -846,7 +861,7 @@ mod tests {
         let mut a = worker(&store, "a", long);
         round(&mut a, &["s0"]).await;
         a.set_progress("s0", Some(0), Some("2026-11-29T05:00:00Z".into()));
-        a.finish("s0").await.expect("finished");
+        assert!(a.finish("s0").await.expect("finished"));
         let mut b = worker(&store, "b", long);
         let seen = round(&mut b, &["s0", "s1"]).await;
         assert_eq!(seen.finished, set(&["s0"]));

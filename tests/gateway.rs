@@ -698,20 +698,7 @@ async fn create_kinesis_stream(kinesis: &aws_sdk_kinesis::Client, name: &str) {
         .send()
         .await
         .expect("stream created");
-    eventually(60, "the Kinesis stream ACTIVE", || async {
-        let summary = kinesis
-            .describe_stream_summary()
-            .stream_name(name)
-            .send()
-            .await
-            .ok()?;
-        let status = summary
-            .stream_description_summary()?
-            .stream_status()
-            .clone();
-        (status == aws_sdk_kinesis::types::StreamStatus::Active).then_some(())
-    })
-    .await;
+    tributary_tests::stream_active(kinesis, name).await;
 }
 
 /// Every record of `stream` as (partition key, data), waiting until `expected` have arrived,

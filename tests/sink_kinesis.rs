@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ScalingType, StreamStatus};
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ScalingType};
 use serde_json::{Value, json};
 use tributary_tests::{
-    KillOnDrop, aws_config, eventually, s3_objects, spawn_sink, tributary_binary, unique_name,
+    KillOnDrop, aws_config, eventually, s3_objects, spawn_sink, stream_active, tributary_binary,
+    unique_name,
 };
 use tributary_workers::sink::config::{ENV_CONFIG, ENV_WORKER_ID, SinkWorkerConfig};
 use tributary_workers::sink::kinesis_keys::{ParsedShardKey, SequenceNumber};
@@ -22,18 +23,30 @@ use tributary_workers::sink::kinesis_leases::Lease;
 
 const KEYS: i64 = 12;
 
-async fn active(kinesis: &Client, stream: &str) {
-    eventually(60, "the stream to be ACTIVE", || async {
-        let description = kinesis
-            .describe_stream_summary()
-            .stream_name(stream)
-            .send()
-            .await
-            .ok()?;
-        let summary = description.stream_description_summary()?;
-        (summary.stream_status() == &StreamStatus::Active).then_some(())
-    })
-    .await;
+/// A fresh bucket and a fresh ACTIVE stream of `shards` shards, named after the prefixes.
+async fn stream_and_bucket(
+    stream_prefix: &str,
+    bucket_prefix: &str,
+    shards: i32,
+) -> (Client, aws_sdk_s3::Client, String, String) {
+    let config_aws = aws_config().await;
+    let kinesis = tributary_workers::connect::kinesis(&config_aws);
+    let s3 = tributary_workers::connect::s3(&config_aws);
+    let (stream, bucket) = (unique_name(stream_prefix), unique_name(bucket_prefix));
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket created");
+    kinesis
+        .create_stream()
+        .stream_name(&stream)
+        .shard_count(shards)
+        .send()
+        .await
+        .expect("stream created");
+    stream_active(&kinesis, &stream).await;
+    (kinesis, s3, stream, bucket)
 }
 
 /// Put records `ids` in order, partition key `k<id % KEYS>`, 50 per call.
@@ -134,24 +147,7 @@ async fn expect_exactly_once_in_order(s3: &aws_sdk_s3::Client, bucket: &str, cou
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn records_land_exactly_once_across_reshards_and_crashes() {
-    let config_aws = aws_config().await;
-    let kinesis = tributary_workers::connect::kinesis(&config_aws);
-    let s3 = tributary_workers::connect::s3(&config_aws);
-    let stream = unique_name("sink-kinesis");
-    let bucket = unique_name("sink");
-    s3.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket created");
-    kinesis
-        .create_stream()
-        .stream_name(&stream)
-        .shard_count(2)
-        .send()
-        .await
-        .expect("stream created");
-    active(&kinesis, &stream).await;
+    let (kinesis, s3, stream, bucket) = stream_and_bucket("sink-kinesis", "sink", 2).await;
 
     // Two shards.
     put(&kinesis, &stream, 0..300).await;
@@ -170,7 +166,7 @@ async fn records_land_exactly_once_across_reshards_and_crashes() {
         .await
         .expect("resharded");
     put(&kinesis, &stream, 400..500).await;
-    active(&kinesis, &stream).await;
+    stream_active(&kinesis, &stream).await;
     put(&kinesis, &stream, 500..600).await;
     expect_exactly_once_in_order(&s3, &bucket, 600).await;
     let shards = kinesis
@@ -231,24 +227,7 @@ async fn records_land_exactly_once_across_reshards_and_crashes() {
 /// sequence-number range), and a record the schema refuses goes to the dead letter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_transform_writes_its_result_with_the_kinesis_metadata() {
-    let config_aws = aws_config().await;
-    let kinesis = tributary_workers::connect::kinesis(&config_aws);
-    let s3 = tributary_workers::connect::s3(&config_aws);
-    let stream = unique_name("sink-kinesis-sql");
-    let bucket = unique_name("sinksql");
-    s3.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket created");
-    kinesis
-        .create_stream()
-        .stream_name(&stream)
-        .shard_count(1)
-        .send()
-        .await
-        .expect("stream created");
-    active(&kinesis, &stream).await;
+    let (kinesis, s3, stream, bucket) = stream_and_bucket("sink-kinesis-sql", "sinksql", 1).await;
     put(&kinesis, &stream, 0..20).await;
     kinesis
         .put_record()
@@ -379,24 +358,7 @@ fn owners(leases: &BTreeMap<String, Lease>) -> BTreeMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_share_the_shards_and_take_over_a_killed_ones() {
-    let config_aws = aws_config().await;
-    let kinesis = tributary_workers::connect::kinesis(&config_aws);
-    let s3 = tributary_workers::connect::s3(&config_aws);
-    let stream = unique_name("sink-leases");
-    let bucket = unique_name("leases");
-    s3.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket created");
-    kinesis
-        .create_stream()
-        .stream_name(&stream)
-        .shard_count(4)
-        .send()
-        .await
-        .expect("stream created");
-    active(&kinesis, &stream).await;
+    let (kinesis, s3, stream, bucket) = stream_and_bucket("sink-leases", "leases", 4).await;
     let duration = Duration::from_secs(3);
     let mut config = config(&stream, &bucket);
     config.kinesis.as_mut().expect("a Kinesis source").leases = Some(
@@ -471,7 +433,7 @@ async fn workers_share_the_shards_and_take_over_a_killed_ones() {
         .await
         .expect("resharded");
     put(&kinesis, &stream, 1500..1600).await;
-    active(&kinesis, &stream).await;
+    stream_active(&kinesis, &stream).await;
     put(&kinesis, &stream, 1600..1700).await;
     expect_exactly_once_in_order(&s3, &bucket, 1700).await;
     // Every shard the merge closed is marked finished in its lease, and no other.

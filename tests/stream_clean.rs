@@ -11,10 +11,12 @@ use std::collections::BTreeMap;
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, StreamStatus};
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use serde_json::{Value, json};
 use tributary_crds::Sink;
-use tributary_tests::{aws_config, eventually, pinterest, s3_objects, spawn_sink, unique_name};
+use tributary_tests::{
+    aws_config, eventually, pinterest, s3_objects, spawn_sink, stream_active, unique_name,
+};
 use tributary_workers::sink::config::SinkWorkerConfig;
 use tributary_workers::sink::kinesis_keys::{ParsedShardKey, SequenceNumber};
 
@@ -34,17 +36,7 @@ async fn create_stream(kinesis: &Client, stream: &str) {
         .send()
         .await
         .expect("stream created");
-    eventually(60, "the stream to be ACTIVE", || async {
-        let description = kinesis
-            .describe_stream_summary()
-            .stream_name(stream)
-            .send()
-            .await
-            .ok()?;
-        let summary = description.stream_description_summary()?;
-        (summary.stream_status() == &StreamStatus::Active).then_some(())
-    })
-    .await;
+    stream_active(kinesis, stream).await;
 }
 
 /// Put `records` into `stream` in order, 100 per call, each keyed by its post number;

@@ -218,6 +218,21 @@ pub async fn create_msk_cluster(msk: &aws_sdk_kafka::Client, name: &str) -> Stri
     created.cluster_arn().expect("an ARN").to_owned()
 }
 
+/// Wait (at most 60 s) until the Kinesis stream `stream` is ACTIVE.
+pub async fn stream_active(kinesis: &aws_sdk_kinesis::Client, stream: &str) {
+    eventually(60, "the Kinesis stream to be ACTIVE", || async {
+        let description = kinesis
+            .describe_stream_summary()
+            .stream_name(stream)
+            .send()
+            .await
+            .ok()?;
+        let summary = description.stream_description_summary()?;
+        (summary.stream_status() == &aws_sdk_kinesis::types::StreamStatus::Active).then_some(())
+    })
+    .await;
+}
+
 /// A sink worker running in this process until the returned sender is sent to (or dropped).
 pub fn spawn_sink(
     config: tributary_workers::sink::config::SinkWorkerConfig,

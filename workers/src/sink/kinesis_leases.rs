@@ -648,31 +648,6 @@ impl Leases {
     }
 }
 
-/// Every shard lease of `stream` under `url`, for status: shard id → lease.
-pub async fn read_all(url: &str, stream: &str) -> Result<BTreeMap<String, Lease>, LeaseError> {
-    let leases = Leases::open(url, stream, "", DEFAULT_LEASE_DURATION)?;
-    let prefix = Path::from(format!("{}/shards", leases.base));
-    let mut listing = leases.store.list(Some(&prefix));
-    let mut shards = Vec::new();
-    while let Some(meta) = listing.next().await {
-        let meta = meta.map_err(leases.call("listing the leases"))?;
-        if let Some(shard) = meta
-            .location
-            .filename()
-            .and_then(|name| name.strip_suffix(".json"))
-        {
-            shards.push(shard.to_owned());
-        }
-    }
-    let mut all = BTreeMap::new();
-    for shard in shards {
-        if let Some((lease, _)) = leases.read(&shard).await? {
-            all.insert(shard, lease);
-        }
-    }
-    Ok(all)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

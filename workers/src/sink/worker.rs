@@ -486,7 +486,10 @@ impl Sink {
         let needs_value = self.partitioning.reads_record()
             || self.encoder.reads_record()
             || self.transform.is_some();
-        let parsed = if needs_value || bytes.contains(&b'\n') {
+        // A value written across lines must be compacted to one (JSON lines). Valid JSON has a
+        // raw newline only between tokens; looking for one is a vectorised scan.
+        let multi_line = memchr::memchr(b'\n', bytes).is_some();
+        let parsed = if needs_value || multi_line {
             match serde_json::from_slice::<Value>(bytes) {
                 Ok(value) => Some(value),
                 Err(error) => return bad(format!("the value is not JSON: {error}")),
@@ -512,8 +515,7 @@ impl Sink {
             Ok(path) => path,
             Err(error) => return bad(error.to_string()),
         };
-        // JSON lines need one line per record: a value written across lines is compacted.
-        let json = match (&parsed, bytes.contains(&b'\n')) {
+        let json = match (&parsed, multi_line) {
             (Some(value), true) => value.to_string().into_bytes(),
             _ => bytes.to_vec(),
         };
@@ -600,7 +602,9 @@ impl Sink {
                     }
                 }
                 message = stream.next() => {
-                    // Then the messages already queued, up to a burst.
+                    // Then the messages already queued, up to a burst. One reading of the
+                    // clock serves the burst (a batch's age starts at its first record).
+                    let now = Instant::now();
                     let mut message = message;
                     let mut taken = 1;
                     loop {
@@ -619,7 +623,8 @@ impl Sink {
                         match message {
                             Some(Ok(message)) if moved.contains(&message.partition()) => {}
                             Some(Ok(message)) => {
-                                self.on_message(&message, &consumer, &lake, &mut state).await?;
+                                self.on_message(&message, now, &consumer, &lake, &mut state)
+                                    .await?;
                             }
                             Some(Err(error)) => tracing::warn!(%error, "Kafka consumer error"),
                             None => break 'run,
@@ -824,6 +829,7 @@ impl Sink {
     async fn on_message(
         &mut self,
         message: &BorrowedMessage<'_>,
+        now: Instant,
         consumer: &Arc<SinkConsumer>,
         lake: &LakeLocation,
         state: &mut LoopState,
@@ -923,7 +929,7 @@ impl Sink {
                 .await?;
             }
         }
-        match state.batcher.push(record, Instant::now()) {
+        match state.batcher.push(record, now) {
             Ok(batches) => {
                 for batch in batches {
                     self.flush_batch(consumer, lake, batch, CommitMode::Async)

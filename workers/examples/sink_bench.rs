@@ -6,6 +6,9 @@
 //! ```text
 //! sink_bench produce TOPIC PARTITIONS COUNT      create TOPIC, write COUNT records round-robin
 //! sink_bench consume TOPIC GROUP COUNT [stream]  read COUNT records as fast as possible
+//! sink_bench floor TOPIC GROUP COUNT URL CHUNK   read as `consume` does and upload every CHUNK
+//!                                                records of a partition, joined by newlines,
+//!                                                to URL (s3:// or file://) as one object
 //! sink_bench bucket NAME                         create an S3 bucket
 //! sink_bench count BUCKET PREFIX                 records in the .json / .parquet objects
 //! sink_bench drop-bucket NAME                    delete an S3 bucket and its objects
@@ -15,6 +18,7 @@
 //! Kafka is `TRIBUTARY_KAFKA_BOOTSTRAP`; S3 is the AWS SDK's default chain (`AWS_ENDPOINT_URL`
 //! and friends for LocalStack).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -30,13 +34,14 @@ use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer}
 use rdkafka::{ClientConfig, ClientContext};
 use serde_json::json;
 use tributary_workers::connect::{AwsOptions, KafkaConnection, aws_config, s3};
+use tributary_workers::sink::store::{LakeLocation, put_object};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 fn usage() -> ! {
     eprintln!(
         "usage: sink_bench produce TOPIC PARTITIONS COUNT | consume TOPIC GROUP COUNT [stream] \
-         | bucket NAME | count BUCKET PREFIX | drop-bucket NAME | drop-topic TOPIC"
+         | floor TOPIC GROUP COUNT URL CHUNK | bucket NAME | count BUCKET PREFIX | drop-bucket NAME | drop-topic TOPIC"
     );
     std::process::exit(2)
 }
@@ -58,8 +63,25 @@ async fn main() -> Result<(), Error> {
             };
             let seconds = started.elapsed().as_secs_f64();
             eprintln!("consumed {records} records, {bytes} bytes (checksum {checksum:x})");
-            // records bytes seconds peak-RSS-KiB, for the script.
-            println!("{records} {bytes} {seconds:.3} {}", peak_rss_kib());
+            // records bytes seconds peak-RSS-KiB CPU-ticks, for the script.
+            println!(
+                "{records} {bytes} {seconds:.3} {} {}",
+                peak_rss_kib(),
+                cpu_ticks()
+            );
+            Ok(())
+        }
+        "floor" => {
+            let (topic, group, count) = (arg(1), arg(2), arg(3).parse()?);
+            let (url, chunk) = (arg(4), arg(5).parse()?);
+            let (records, bytes, objects) = floor(&topic, &group, count, &url, chunk).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            eprintln!("consumed {records} records, {bytes} bytes; uploaded {objects} objects");
+            println!(
+                "{records} {bytes} {seconds:.3} {} {}",
+                peak_rss_kib(),
+                cpu_ticks()
+            );
             Ok(())
         }
         "bucket" => {
@@ -118,6 +140,7 @@ fn touch(payload: &[u8]) -> u64 {
 
 /// Read `count` records with a `BaseConsumer` poll loop on one thread.
 fn consume_poll(topic: &str, group: &str, count: u64) -> Result<(u64, u64, u64), Error> {
+    let started = Instant::now();
     let consumer: BaseConsumer = consumer_config(group)?.create()?;
     consumer.subscribe(&[topic])?;
     let (mut records, mut bytes, mut checksum) = (0u64, 0u64, 0u64);
@@ -128,6 +151,12 @@ fn consume_poll(topic: &str, group: &str, count: u64) -> Result<(u64, u64, u64),
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
+                if records == 0 {
+                    eprintln!(
+                        "first record after {:.3} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
                 let payload = message.payload().unwrap_or_default();
                 records += 1;
                 bytes += payload.len() as u64;
@@ -138,6 +167,81 @@ fn consume_poll(topic: &str, group: &str, count: u64) -> Result<(u64, u64, u64),
         }
     }
     Ok((records, bytes, checksum))
+}
+
+/// The least any sink must do: the raw poll loop, each record's bytes and a newline appended
+/// to its partition's buffer, and every `chunk` records of a partition uploaded as one object
+/// (the worker's store and multipart threshold, every upload at once) while reading goes on.
+/// No parsing, no per-record allocation, no offset commits. Returns records, payload bytes and
+/// objects, once every upload has finished.
+async fn floor(
+    topic: &str,
+    group: &str,
+    count: u64,
+    url: &str,
+    chunk: u64,
+) -> Result<(u64, u64, u64), Error> {
+    let lake = LakeLocation::parse(url)?;
+    let (store, prefix) = (lake.store.clone(), lake.prefix.clone());
+    let (objects_tx, mut objects_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Bytes)>();
+    let uploads = tokio::spawn(async move {
+        let mut running = tokio::task::JoinSet::new();
+        let mut objects = 0u64;
+        while let Some((key, bytes)) = objects_rx.recv().await {
+            let store = store.clone();
+            running.spawn(async move { put_object(store.as_ref(), &key, bytes, 16 << 20).await });
+            objects += 1;
+        }
+        while let Some(result) = running.join_next().await {
+            result??;
+        }
+        Ok::<u64, Error>(objects)
+    });
+    let (topic, group) = (topic.to_owned(), group.to_owned());
+    let (records, bytes) = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = consumer_config(&group)?.create()?;
+        consumer.subscribe(&[&topic])?;
+        let mut buffers: BTreeMap<i32, (u64, Vec<u8>)> = BTreeMap::new();
+        let (mut records, mut bytes) = (0u64, 0u64);
+        let send = |partition: i32, records: u64, buffer: &mut (u64, Vec<u8>)| {
+            let key = format!("{prefix}/floor-{partition}-{records}.json");
+            let _ = objects_tx.send((key, Bytes::from(std::mem::take(&mut buffer.1))));
+            buffer.0 = 0;
+        };
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while records < count {
+            if Instant::now() > deadline {
+                return Err::<_, Error>(
+                    format!("only {records} of {count} records within 600 s").into(),
+                );
+            }
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(message)) => {
+                    let payload = message.payload().unwrap_or_default();
+                    records += 1;
+                    bytes += payload.len() as u64;
+                    let buffer = buffers.entry(message.partition()).or_default();
+                    buffer.1.extend_from_slice(payload);
+                    buffer.1.push(b'\n');
+                    buffer.0 += 1;
+                    if buffer.0 == chunk {
+                        send(message.partition(), records, buffer);
+                    }
+                }
+                Some(Err(error)) => eprintln!("consumer error: {error}"),
+                None => {}
+            }
+        }
+        for (partition, buffer) in &mut buffers {
+            if buffer.0 > 0 {
+                send(*partition, records, buffer);
+            }
+        }
+        Ok((records, bytes))
+    })
+    .await??;
+    let objects = uploads.await??;
+    Ok((records, bytes, objects))
 }
 
 /// Read `count` records with a `StreamConsumer` on the async runtime, as the sink does.
@@ -177,6 +281,20 @@ fn peak_rss_kib() -> u64 {
                 .lines()
                 .find_map(|line| line.strip_prefix("VmHWM:"))
                 .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// This process's user and system CPU time so far, in clock ticks (`/proc/self/stat`).
+fn cpu_ticks() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // The fields after the command name, which is in parentheses and may hold spaces.
+            let rest = stat.get(stat.rfind(')')? + 2..)?.to_owned();
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            // utime and stime are the 14th and 15th fields, the 12th and 13th after the name.
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
         })
         .unwrap_or(0)
 }

@@ -66,14 +66,15 @@ ticks=$(getconf CLK_TCK)
 # (at most 60 s), so no run pays for the one before.
 stack_pids() {
   local pid
-  for pid in $(cat "$TRIBUTARY_CACHE/run/kafka.pid" "$TRIBUTARY_CACHE/run/localstack.pid" 2>/dev/null); do
-    echo "$pid"; pgrep -P "$pid" || true
-  done
+  cat "$TRIBUTARY_CACHE/run/kafka.pid" "$TRIBUTARY_CACHE/run/localstack.pid" 2>/dev/null |
+    while read -r pid; do
+      echo "$pid"; pgrep -P "$pid" || true
+    done
 }
 stack_ticks() { local pid sum=0; for pid in $(stack_pids); do sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0))); done; echo "$sum"; }
 quiet() {
-  local i before
-  for i in $(seq 60); do
+  local before
+  for _ in $(seq 60); do
     before=$(stack_ticks); sleep 1
     [ $(($(stack_ticks) - before)) -lt $((ticks / 20)) ] && return 0
   done

@@ -3,9 +3,9 @@
 # Starts the local broker and LocalStack (unless they run already), builds the binary, runs
 # `tributary local` on examples/pinterest/ (topics and streams, raw and cleaning Sinks into the
 # S3 lake, the gateway, the two BatchJobs), sends posts from the emulator through the gateway
-# (to the topics: the Sinks reading the streams stay idle), waits until every record is in the
-# lake, runs the cleaning and aggregation BatchJobs, prints the result tables, then stops what
-# it started. A second run reuses the caches in ~/.cache/tributary.
+# to the topics and the streams, waits until every record is in the lake (raw from the topics,
+# cleaned from the streams), runs the cleaning and aggregation BatchJobs, prints the result
+# tables, then stops what it started. A second run reuses the caches in ~/.cache/tributary.
 #
 # usage: scripts/demo.sh [posts=2000] [seed=1]
 # TRIBUTARY_DEMO_OUT=DIR also writes each result table there as JSON lines (the demo test reads
@@ -72,16 +72,30 @@ for _ in $(seq 1 300); do
 done
 "$bin" local status --status-addr "$status_addr" >&2
 
-say "the emulator: $posts posts (pin, geo and user records) through the gateway"
-"$bin" emulate --gateway "http://127.0.0.1:$gateway_port" --count "$posts" --seed "$seed"
+say "the emulator: $posts posts (pin, geo and user records) through the gateway, to the Topics and the Streams"
+"$bin" emulate --gateway "http://127.0.0.1:$gateway_port" --count "$posts" --seed "$seed" \
+  --topics pin,geo,user --streams pin,geo,user
 
-# Sinks reading a Stream have no consumer group and report no lag: only the topics' count.
-say "waiting until every record is in the lake (every Topic Sink's lag 0)"
+# A Topic Sink has caught up when its consumer group's lag is 0. A Stream Sink has no consumer
+# group: it has caught up when it has written (as objects or dead letters) as many records as
+# the Topic Sinks of the same table, which got the same records (duplicates included).
+say "waiting until every record is in the lake (every Topic Sink's lag 0, every Stream Sink as many records written)"
+caught_up() {
+  "$bin" local status --status-addr "$status_addr" --json | python3 -c '
+import json, sys
+sinks = [r for r in json.load(sys.stdin) if r["kind"] == "Sink"]
+topics = [r for r in sinks if r.get("source", "").startswith("topic/")]
+streams = [r for r in sinks if r.get("source", "").startswith("stream/")]
+if not topics or not all(r["lag"] == 0 and r["last"] for r in topics):
+    sys.exit(1)
+sent = {}
+for r in topics:
+    table = r["source"].split("/", 1)[1]
+    sent[table] = max(sent.get(table, 0), r.get("written", 0))
+sys.exit(0 if all(r.get("written", 0) >= sent.get(r["source"].split("/", 1)[1], 1) for r in streams) else 1)'
+}
 for i in $(seq 1 180); do
-  if "$bin" local status --status-addr "$status_addr" --json |
-    python3 -c 'import json, sys; rows = [r for r in json.load(sys.stdin) if r["kind"] == "Sink" and r.get("source", "").startswith("topic/")]; sys.exit(0 if rows and all(r["lag"] == 0 and r["last"] for r in rows) else 1)'; then
-    break
-  fi
+  caught_up && break
   [ "$i" -lt 180 ] || { echo "the Sinks did not catch up in 180 s" >&2; "$bin" local status --status-addr "$status_addr" >&2; exit 1; }
   sleep 1
 done

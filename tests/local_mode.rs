@@ -227,6 +227,16 @@ async fn local_mode_provisions_streams_and_its_gateway_serves_them() {
             "{row}"
         );
     }
+    // The status counts what the Sink wrote and says when it last flushed.
+    let sink = eventually(30, "the Sink's status to count 50 written", || async {
+        let rows = status(&local).await;
+        rows.into_iter()
+            .find(|r| r["kind"] == "Sink" && r["name"] == "pin-sql")
+            .filter(|r| r["written"] == 50)
+    })
+    .await;
+    assert!(sink["last"].is_string(), "a last flush: {sink}");
+    assert!(sink["lag"].is_null(), "still no lag: {sink}");
     stop(local);
 
     // A changed spec: the pin stream is resharded 2 → 3 at the next start.

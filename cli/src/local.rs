@@ -31,6 +31,7 @@ use tributary_operator::stream::plan::{self as stream_plan, Step};
 use tributary_operator::topic::plan::Desired;
 use tributary_workers::batch::config::{BatchWorkerConfig, OutputSummary};
 use tributary_workers::connect::{AwsOptions, KafkaConnection};
+use tributary_workers::sink::config::LeaseSettings;
 
 /// The default address of the status API.
 pub const STATUS_ADDR: &str = "127.0.0.1:7420";
@@ -106,8 +107,9 @@ struct RunArgs {
     /// (`~/.cache/tributary/lake`).
     #[arg(long, value_name = "s3|DIR")]
     lake: Option<String>,
-    /// Start from nothing: delete and re-create the manifests' Kafka topics, delete the
-    /// objects under their Sinks' destinations, dead letters and BatchJob outputs, and give the
+    /// Start from nothing: delete and re-create the manifests' Kafka topics and Kinesis
+    /// streams, delete the objects under their Sinks' destinations, dead letters, shard leases
+    /// and BatchJob outputs, and give the
     /// Sinks new consumer groups (their names with `-fresh-<unix time>`: a group whose static
     /// members never left cannot be deleted). For demos and experiments: it destroys that data.
     #[arg(long)]
@@ -155,6 +157,9 @@ pub struct Row {
     pub source: Option<String>,
     /// Records not yet written (Sinks reading a Topic; a Stream source reports none).
     pub lag: Option<i64>,
+    /// Records a Sink has written to the lake since it started: in objects, or as dead letters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<u64>,
     /// The last flush (Sinks) or run (BatchJobs).
     pub last: Option<String>,
     /// What it does, or what is wrong.
@@ -186,6 +191,7 @@ pub fn table(rows: &[Row]) -> String {
         "NAME".to_owned(),
         "READY".to_owned(),
         "LAG".to_owned(),
+        "WRITTEN".to_owned(),
         "LAST FLUSH/RUN".to_owned(),
         "MESSAGE".to_owned(),
     ]];
@@ -195,11 +201,16 @@ pub fn table(rows: &[Row]) -> String {
             row.name.clone(),
             if row.ready { "True" } else { "False" }.to_owned(),
             row.lag.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
+            row.written
+                .map(|w| w.to_string())
+                .unwrap_or_else(|| "-".into()),
             row.last.clone().unwrap_or_else(|| "-".into()),
             row.message.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..5)
+    // Every column but the message, the last, is padded to its widest cell.
+    let padded = lines[0].len() - 1;
+    let widths: Vec<usize> = (0..padded)
         .map(|c| {
             lines
                 .iter()
@@ -211,7 +222,7 @@ pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     for line in lines {
         for (c, cell) in line.iter().enumerate() {
-            if c < 5 {
+            if c < padded {
                 out.push_str(&format!("{cell:<width$}  ", width = widths[c]));
             } else {
                 out.push_str(cell);
@@ -553,9 +564,13 @@ async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::Resul
     let admins = RdKafkaAdmins::default();
     let bootstrap = args.kafka_bootstrap.as_deref();
 
-    // Streams: created and brought to their spec with the Stream controller's plan and client.
+    // Streams: created and brought to their spec with the Stream controller's plan and client;
+    // with --fresh, deleted first.
     if !objects.streams.is_empty() {
         let kinesis = AwsKinesis::new(AwsOptions::default());
+        if args.fresh {
+            delete_streams(&kinesis, &objects.streams).await?;
+        }
         for stream in &objects.streams {
             let message = provision_stream(&kinesis, stream)
                 .await
@@ -666,7 +681,7 @@ async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::Resul
         let kafka_topic = resolved.config.topic.clone();
         let source_name = resolved.config.source_name().to_owned();
         let metrics = Arc::new(tributary_workers::sink::metrics::SinkMetrics::default());
-        let worker = tributary_workers::sink::worker::Sink::new(resolved.config, metrics)
+        let worker = tributary_workers::sink::worker::Sink::new(resolved.config, metrics.clone())
             .map_err(|e| anyhow::anyhow!("Sink {name}: {e}"))?;
         set(
             &rows,
@@ -713,23 +728,30 @@ async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::Resul
             }
             result.map_err(|e| anyhow::anyhow!("Sink {sink_name}: {e}"))
         });
-        // A Stream source has no consumer group, so no lag (decision 0042).
-        let Some(admin) = admin else {
-            continue;
-        };
-        let lag_rows = rows.clone();
-        let mut stopped_lag = stopped.clone();
+        // What the worker wrote, from its counters; the lag and the last commit of a Topic
+        // source from its consumer group. A Stream source has no consumer group, so no lag
+        // (decision 0042); its last flush comes from the worker.
+        let status_rows = rows.clone();
+        let mut stopped_status = stopped.clone();
         tokio::spawn(async move {
             loop {
-                if let Ok(lag) = admin.group_lag(&group, &kafka_topic).await {
-                    update(&lag_rows, "Sink", &name, |row| {
+                let written = metrics.records_out.get() + metrics.dead_letters.get();
+                let lag = match &admin {
+                    Some(admin) => admin.group_lag(&group, &kafka_topic).await.ok(),
+                    None => None,
+                };
+                update(&status_rows, "Sink", &name, |row| {
+                    row.written = Some(written);
+                    if let Some(lag) = lag {
                         row.lag = Some(lag.total_lag);
                         row.last = lag.last_commit_time.map(|t| t.to_string());
-                    });
-                }
+                    } else if admin.is_none() {
+                        row.last = metrics.last_flush().map(|t| t.to_string());
+                    }
+                });
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    _ = stopped_lag.wait_for(|s| *s) => return,
+                    _ = stopped_status.wait_for(|s| *s) => return,
                 }
             }
         });
@@ -885,6 +907,31 @@ async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::Resul
     }
 }
 
+/// `--fresh`, for the manifests' Streams: each Kinesis stream deleted, and gone (at most 60 s),
+/// so that it is created again empty.
+async fn delete_streams(kinesis: &dyn Kinesis, streams: &[Stream]) -> anyhow::Result<()> {
+    for stream in streams {
+        let (region, name) = (stream.spec.region.as_deref(), stream.kinesis_name());
+        kinesis
+            .delete(region, name)
+            .await
+            .with_context(|| format!("--fresh: deleting stream {name}"))?;
+        let mut gone = false;
+        for _ in 0..120 {
+            if kinesis.describe(region, name).await?.is_none() {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if !gone {
+            bail!("--fresh: Kinesis still lists stream {name} 60 s after deleting it");
+        }
+        eprintln!("tributary local: --fresh deleted stream {name}");
+    }
+    Ok(())
+}
+
 /// `--fresh`: the manifests' topics, consumer groups and lake objects deleted.
 async fn fresh(
     objects: &Objects,
@@ -921,6 +968,24 @@ async fn fresh(
             Some(bucket) => {
                 prefixes.push((bucket.clone(), destination.prefix));
                 prefixes.push((bucket, destination.dead_letter_prefix));
+                // A Stream Sink's shard leases: the streams are created again, with the same
+                // shard ids, and a lease left `finished` would keep a new shard unread.
+                if let Ok(SinkSource::Stream(_)) = sink_source(objects, sink)
+                    && let Some(leases) = LeaseSettings::for_sink(
+                        &sink.spec.destination.url,
+                        &format!(
+                            "{}/{}",
+                            sink.namespace().unwrap_or_default(),
+                            sink.name_any()
+                        ),
+                    )
+                    && let Some((bucket, prefix)) = leases
+                        .url
+                        .strip_prefix("s3://")
+                        .and_then(|rest| rest.split_once('/'))
+                {
+                    prefixes.push((bucket.to_owned(), prefix.to_owned()));
+                }
             }
             None => dirs.push(sink.spec.destination.url.clone()),
         }
@@ -1285,6 +1350,7 @@ mod tests {
                 ready: true,
                 source: Some("topic/pin".into()),
                 lag: Some(0),
+                written: Some(1200),
                 last: Some("2026-11-29T04:00:00Z".into()),
                 message: "pin → s3://lake/raw/pin/".into(),
             },
@@ -1294,6 +1360,7 @@ mod tests {
                 ready: true,
                 source: None,
                 lag: None,
+                written: None,
                 last: None,
                 message: "created".into(),
             },
@@ -1304,9 +1371,9 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "KIND   NAME     READY  LAG  LAST FLUSH/RUN        MESSAGE",
-                "Sink   pin-raw  True   0    2026-11-29T04:00:00Z  pin → s3://lake/raw/pin/",
-                "Topic  pin      True   -    -                     created",
+                "KIND   NAME     READY  LAG  WRITTEN  LAST FLUSH/RUN        MESSAGE",
+                "Sink   pin-raw  True   0    1200     2026-11-29T04:00:00Z  pin → s3://lake/raw/pin/",
+                "Topic  pin      True   -    -        -                     created",
             ]
         );
     }

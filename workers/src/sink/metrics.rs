@@ -154,6 +154,16 @@ impl SinkMetrics {
         self.last_flush.set(unix_seconds);
     }
 
+    /// When the last flush committed, if one has.
+    pub fn last_flush(&self) -> Option<jiff::Timestamp> {
+        let seconds = self.last_flush.get();
+        if seconds <= 0.0 {
+            return None;
+        }
+        // Milliseconds, as the flush stamped them.
+        jiff::Timestamp::from_millisecond((seconds * 1000.0).round() as i64).ok()
+    }
+
     /// Record the consumer's lag on `partition`.
     pub fn set_lag(&self, partition: i32, lag: i64) {
         self.lag
@@ -217,6 +227,11 @@ mod tests {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
         assert_eq!(metrics.flushes(Trigger::MaxAge), 1);
+        assert_eq!(
+            metrics.last_flush().map(|t| t.to_string()).as_deref(),
+            Some("1970-01-01T00:00:01Z")
+        );
+        assert_eq!(SinkMetrics::default().last_flush(), None);
         metrics.forget_partition(4);
         assert!(!metrics.encode().contains("partition=\"4\""));
     }

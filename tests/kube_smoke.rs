@@ -14,7 +14,7 @@ use tributary_crds::{BatchJob, KafkaCluster, Sink, Stream, Topic};
 use tributary_tests::{kube_client, unique_name};
 
 fn fixture(kind_dir: &str, file: &str) -> serde_json::Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let path = Path::new(&tributary_tests::manifest_dir())
         .join("../crds/tests/fixtures")
         .join(kind_dir)
         .join(file);

@@ -6,7 +6,7 @@ use std::process::Command;
 fn tributary(args: &[&str]) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_tributary"))
         .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .current_dir(Path::new(&manifest_dir()).join(".."))
         .output()
         .expect("the binary runs");
     (
@@ -28,11 +28,9 @@ fn crds_prints_the_five_checked_in_crds() {
         ["KafkaCluster", "Topic", "Stream", "Sink", "BatchJob"]
     );
     for file in ["kafkaclusters", "topics", "streams", "sinks", "batchjobs"] {
-        let checked_in = std::fs::read_to_string(format!(
-            "{}/../crds/yaml/{file}.yaml",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .expect("checked-in CRD");
+        let checked_in =
+            std::fs::read_to_string(format!("{}/../crds/yaml/{file}.yaml", manifest_dir()))
+                .expect("checked-in CRD");
         assert!(
             stdout.contains(&checked_in),
             "{file}.yaml is part of the output"
@@ -86,7 +84,7 @@ fn emulate_reproduces_the_checked_in_fixture_and_refuses_bad_rates() {
         "400",
     ]);
     assert!(ok, "emulate runs");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pinterest/fixture/raw");
+    let fixture = Path::new(&manifest_dir()).join("../examples/pinterest/fixture/raw");
     for table in ["pin", "geo", "user"] {
         let made = std::fs::read(out.join(table).join("part-00000.json")).expect("written");
         let checked_in =
@@ -132,4 +130,11 @@ fn emulate_reproduces_the_checked_in_fixture_and_refuses_bad_rates() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
+}
+
+/// This package's directory, read when the test runs (cargo sets `CARGO_MANIFEST_DIR` for it):
+/// the shared target directory may hold a test binary built from another checkout of the same
+/// sources, whose compile-time path need not exist here.
+fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())
 }

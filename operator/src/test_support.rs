@@ -1656,3 +1656,10 @@ mod checks {
         verifier.done().await;
     }
 }
+
+/// This package's directory, read when the test runs (cargo sets `CARGO_MANIFEST_DIR` for it):
+/// the shared target directory may hold a test binary built from another checkout of the same
+/// sources, whose compile-time path need not exist here.
+pub(crate) fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())
+}

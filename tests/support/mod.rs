@@ -283,9 +283,16 @@ pub async fn s3_objects(
     out
 }
 
+/// This package's directory, read when the test runs (cargo sets `CARGO_MANIFEST_DIR` for
+/// it): the shared target directory may hold a test binary built from another checkout of the
+/// same sources, whose compile-time path need not exist here.
+pub fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())
+}
+
 /// The repository's root.
 pub fn repo() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::path::Path::new(&manifest_dir())
         .join("..")
         .canonicalize()
         .expect("the repository")

@@ -201,7 +201,7 @@ async fn the_pinterest_batch_jobs_are_valid() {
     for file in ["batch-clean.yaml", "batch-aggregate.yaml"] {
         let path = format!(
             "{}/../examples/pinterest/{file}",
-            env!("CARGO_MANIFEST_DIR")
+            crate::test_support::manifest_dir()
         );
         let yaml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let mut batch_job: BatchJob = from_yaml(&yaml);

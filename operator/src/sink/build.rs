@@ -832,7 +832,7 @@ spec: {streamName: pinterest-pin, region: eu-west-1, mode: Provisioned, shardCou
         for file in ["sinks.yaml", "sinks-clean.yaml", "sinks-stream-clean.yaml"] {
             let path = format!(
                 "{}/../examples/pinterest/{file}",
-                env!("CARGO_MANIFEST_DIR")
+                crate::test_support::manifest_dir()
             );
             let yaml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
             for document in yaml.split("\n---\n") {

@@ -95,7 +95,8 @@ for r in topics:
 sys.exit(0 if all(r.get("written", 0) >= sent.get(r["source"].split("/", 1)[1], 1) for r in streams) else 1)'
 }
 for i in $(seq 1 180); do
-  caught_up && break
+  kill -0 "$(cat "$work/pid")" 2>/dev/null || { echo "tributary local stopped:" >&2; cat "$work/local.log" >&2; exit 1; }
+  caught_up 2>/dev/null && break
   [ "$i" -lt 180 ] || { echo "the Sinks did not catch up in 180 s" >&2; "$bin" local status --status-addr "$status_addr" >&2; exit 1; }
   sleep 1
 done

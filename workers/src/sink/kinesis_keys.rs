@@ -2,15 +2,17 @@
 //! place of offsets.
 //!
 //! `{prefix}/{path}/{stream}+{shardId}+{firstSeq}+{lastSeq}.{ext}`, for example
-//! `raw/clicks/dt=2024-02-29/clicks+shardId-000000000003+000…0049590338271490256608559692538361571095921575989136588898+000…00495903….json`.
+//! `raw/clicks/dt=2024-02-29/clicks+shardId-000000000003+056-49590338271490256608559692538361571095921575989136588898+056-49590338….json`.
 //!
 //! A Kinesis sequence number is a decimal string of up to [`SEQUENCE_DIGITS`] digits (the API's
 //! pattern is `0|([1-9]\d{0,128})`); today's are 56 digits, about 186 bits, so they fit
 //! neither a `u64` nor a `u128`. They are kept as canonical digit strings
-//! ([`SequenceNumber`]), compared as numbers (shorter is smaller, then digit by digit), and
-//! zero-padded to [`SEQUENCE_DIGITS`] in names, so one shard's names sort by sequence number
-//! as text, as Kafka's sort by offset. The width is the API's bound, so no valid sequence
-//! number is ever refused; Kafka names pad offsets to 20 digits, so neither scheme parses the
+//! ([`SequenceNumber`]) and compared as numbers (shorter is smaller, then digit by digit). In
+//! a name each is written as its digit count (three digits), `-`, and its digits: one shard's
+//! names sort by sequence number as text, as Kafka's sort by offset, no valid sequence number
+//! is refused, and a name with today's numbers stays well under the 255 bytes a local file
+//! name may have (zero-padding to the API's 129 digits did not: the `file://` lake refused
+//! every object). Kafka names carry offsets as 20 bare digits, so neither scheme parses the
 //! other's names and both can share a prefix.
 //!
 //! Exactly once works as for Kafka (decision 0010): a flush names every object with its
@@ -26,7 +28,7 @@ use std::fmt;
 
 use super::keys::{Extension, KeyError, is_name, join};
 
-/// Digits of a sequence number in an object name: the most the Kinesis API allows.
+/// Digits of a sequence number at most, as the Kinesis API allows.
 pub const SEQUENCE_DIGITS: usize = 129;
 
 /// Why a Kinesis key cannot be made or read.
@@ -72,8 +74,23 @@ impl SequenceNumber {
         &self.0
     }
 
-    fn padded(&self) -> String {
-        format!("{:0>width$}", self.0, width = SEQUENCE_DIGITS)
+    /// The number as a name writes it: its digit count in three digits, `-`, its digits.
+    fn in_name(&self) -> String {
+        format!("{:03}-{}", self.0.len(), self.0)
+    }
+
+    /// The number at the start of `field` of a name, and what follows it; `None` unless the
+    /// count matches the digits and they are canonical (as [`SequenceNumber::in_name`] writes).
+    fn from_name(field: &str) -> Option<(Self, &str)> {
+        let (count, rest) = field.split_at_checked(3)?;
+        if !count.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let (digits, after) = rest
+            .strip_prefix('-')?
+            .split_at_checked(count.parse().ok()?)?;
+        let number = Self::parse(digits).ok()?;
+        (number.0 == digits).then_some((number, after))
     }
 }
 
@@ -144,8 +161,8 @@ impl StreamShard {
             "{}+{}+{}+{}.{extension}",
             self.stream,
             self.shard,
-            first.padded(),
-            last.padded()
+            first.in_name(),
+            last.in_name()
         );
         Ok(join(&[prefix, path, &name])?)
     }
@@ -156,7 +173,7 @@ impl StreamShard {
         dead_letter_prefix: &str,
         sequence: &SequenceNumber,
     ) -> Result<String, ShardKeyError> {
-        let name = format!("{}+{}+{}.json", self.stream, self.shard, sequence.padded());
+        let name = format!("{}+{}+{}.json", self.stream, self.shard, sequence.in_name());
         Ok(join(&[dead_letter_prefix, &name])?)
     }
 }
@@ -198,16 +215,12 @@ impl<'k> ParsedShardKey<'k> {
         if !is_name(stream) || !is_name(shard) {
             return Err(not_ours("the stream or shard is not a Kinesis name"));
         }
-        let (last, dot_extension) = rest
-            .split_at_checked(SEQUENCE_DIGITS)
-            .ok_or_else(|| not_ours("the last sequence number is not 129 digits"))?;
-        let sequence = |digits: &str| {
-            (digits.len() == SEQUENCE_DIGITS)
-                .then(|| SequenceNumber::parse(digits).ok())
-                .flatten()
-                .ok_or_else(|| not_ours("a sequence number is not 129 digits"))
+        let malformed = || not_ours("a sequence number is not <count>-<digits>");
+        let first = match SequenceNumber::from_name(first) {
+            Some((first, "")) => first,
+            _ => return Err(malformed()),
         };
-        let (first, last) = (sequence(first)?, sequence(last)?);
+        let (last, dot_extension) = SequenceNumber::from_name(rest).ok_or_else(malformed)?;
         let extension = dot_extension
             .strip_prefix('.')
             .and_then(|e| Extension::ALL.into_iter().find(|x| x.as_str() == e))
@@ -294,14 +307,25 @@ mod tests {
     }
 
     #[test]
-    fn object_keys_pad_sequence_numbers_to_the_api_maximum() {
+    fn object_keys_carry_sequence_numbers_with_their_digit_count() {
         let key = key("dt=2024-02-29", A, C);
-        let padding = "0".repeat(SEQUENCE_DIGITS - A.len());
         assert_eq!(
             key,
-            format!("raw/clicks/dt=2024-02-29/clicks+{SHARD}+{padding}{A}+{padding}{C}.json.gz")
+            format!("raw/clicks/dt=2024-02-29/clicks+{SHARD}+056-{A}+056-{C}.json.gz")
         );
         assert!(key.len() < MAX_KEY_BYTES);
+        // A local file name has at most 255 bytes: today's numbers leave room for a stream
+        // name of 64 characters and the upload's temporary suffix.
+        let long_stream = StreamShard::new(&"s".repeat(64), SHARD).unwrap();
+        let name = long_stream
+            .object_key("", "", &seq(A), &seq(C), Extension::JsonZstd)
+            .unwrap();
+        assert!(name.len() + "#1".len() < 255, "{} bytes", name.len());
+        let largest = seq(&"9".repeat(SEQUENCE_DIGITS));
+        let widest = shard()
+            .object_key("raw", "", &seq("0"), &largest, Extension::Parquet)
+            .unwrap();
+        assert_eq!(ParsedShardKey::parse(&widest).unwrap().last, largest);
         let parsed = ParsedShardKey::parse(&key).unwrap();
         assert_eq!(
             (parsed.stream, parsed.shard, parsed.extension),
@@ -311,8 +335,18 @@ mod tests {
         let empty_prefix = shard()
             .object_key("", "", &seq("0"), &seq("0"), Extension::Parquet)
             .unwrap();
-        assert!(empty_prefix.starts_with("clicks+shardId-000000000003+000"));
+        assert_eq!(
+            empty_prefix,
+            "clicks+shardId-000000000003+001-0+001-0.parquet"
+        );
         assert!(ParsedShardKey::parse(&empty_prefix).is_ok());
+        // Only the canonical form is read: the count must match, no leading zeros, no padding.
+        for field in ["056-1", "002-01", "01-5", "x01-5", "0015", "129-"] {
+            let name = format!("clicks+{SHARD}+{field}+001-5.json");
+            assert!(ParsedShardKey::parse(&name).is_err(), "{name}");
+        }
+        let padded = format!("clicks+{SHARD}+{}+001-5.json", "0".repeat(129));
+        assert!(ParsedShardKey::parse(&padded).is_err());
     }
 
     #[test]
@@ -329,7 +363,7 @@ mod tests {
             shard().object_key("", "", &seq(C), &seq(A), Extension::Json),
             Err(ShardKeyError::EmptyRange { .. })
         ));
-        let long_prefix = "p".repeat(800);
+        let long_prefix = "p".repeat(950);
         assert!(matches!(
             shard().object_key(&long_prefix, "", &seq(A), &seq(A), Extension::Json),
             Err(ShardKeyError::Key(KeyError::TooLong { .. }))
@@ -348,7 +382,10 @@ mod tests {
         let dead = shard()
             .dead_letter_key("raw/_dead_letter", &seq(A))
             .unwrap();
-        assert!(dead.starts_with("raw/_dead_letter/clicks+shardId-000000000003+000"));
+        assert_eq!(
+            dead,
+            format!("raw/_dead_letter/clicks+shardId-000000000003+056-{A}.json")
+        );
         assert!(ParsedShardKey::parse(&dead).is_err());
         for foreign in [
             "raw/_SUCCESS",

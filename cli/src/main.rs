@@ -500,10 +500,6 @@ async fn shutdown_signal() {
     }
 }
 
-/// mimalloc instead of glibc's malloc for the whole process (decision 0044).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Operator(args) => {

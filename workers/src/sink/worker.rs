@@ -603,7 +603,8 @@ impl Sink {
                 }
                 message = stream.next() => {
                     // Then the messages already queued, up to a burst. One reading of the
-                    // clock serves the burst (a batch's age starts at its first record).
+                    // clock serves the burst: a batch begun in it may count its age from up
+                    // to a burst's handling earlier, which only flushes it that much sooner.
                     let now = Instant::now();
                     let mut message = message;
                     let mut taken = 1;
